@@ -1,0 +1,1 @@
+//! Footfall ingest library: decode → validate → enrich → dedupe → sink, behind an axum router.

@@ -1,0 +1,2 @@
+//! `footfall-ingest` binary entry point.
+fn main() {}

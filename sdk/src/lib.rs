@@ -1,0 +1,1 @@
+//! Footfall browser SDK: a pure core (`core`) and thin browser modules (wasm32 only).
