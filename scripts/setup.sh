@@ -33,9 +33,14 @@ if ! command -v wasm-pack >/dev/null 2>&1 || [ "$(wasm-pack --version | awk '{pr
   cargo install wasm-pack --version "$WASM_PACK_VERSION" --locked --force
 fi
 
-# npm tools (binaryen's wasm-opt, playwright-core, esbuild) live in tests/node_modules and npm/node_modules.
-if [ -f tests/package.json ] && [ ! -d tests/node_modules ] || { [ -f tests/package-lock.json ] && [ tests/package-lock.json -nt tests/node_modules ]; }; then
-  say "installing test npm packages"
-  (cd tests && npm ci --no-audit --no-fund --loglevel=error)
-fi
+# npm packages (binaryen's wasm-opt, playwright-core, esbuild, …): `npm ci` wherever a lock file is
+# newer than what is installed.
+for dir in tests npm sdk; do
+  lock="$dir/package-lock.json"
+  [ -f "$lock" ] || continue
+  if [ ! -f "$dir/node_modules/.package-lock.json" ] || [ "$lock" -nt "$dir/node_modules/.package-lock.json" ]; then
+    say "installing npm packages in $dir/"
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+done
 say "toolchain ready"
