@@ -1,0 +1,112 @@
+//! Builds the `footfall` npm package (npm/dist/) from the SDK's wasm-pack output (sdk/pkg/).
+//! Owns: bundling + minifying the ES module and the script-tag build with esbuild, renaming the wasm
+//! to footfall_bg.wasm (and every reference to it), binaryen `wasm-opt -Oz`, the types, the snippet.
+//! Tools come from tests/node_modules (esbuild, binaryen), installed by scripts/setup.sh.
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const npmDir = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const root = resolve(npmDir, '..');
+const pkgDir = join(root, 'sdk', 'pkg');
+const dist = join(npmDir, 'dist');
+const toolsDir = join(root, 'tests', 'node_modules');
+const WASM_IN = 'footfall_sdk_bg.wasm';
+const WASM_OUT = 'footfall_bg.wasm';
+
+function fail(msg) {
+  console.error(`[build-npm] ${msg}`);
+  process.exit(1);
+}
+
+for (const f of ['index.js', 'footfall_sdk.js', WASM_IN]) {
+  if (!existsSync(join(pkgDir, f))) fail(`missing sdk/pkg/${f}: run \`make sdk\` (bash sdk/build.sh) first`);
+}
+if (!existsSync(join(toolsDir, 'esbuild'))) fail('missing tests/node_modules/esbuild: run `bash scripts/setup.sh`');
+const esbuild = createRequire(join(toolsDir, 'x.js'))('esbuild');
+
+rmSync(dist, { recursive: true, force: true });
+mkdirSync(dist, { recursive: true });
+
+// The package ships the wasm as footfall_bg.wasm; rewrite the glue's and adapter's references
+// (`'./footfall_sdk_bg.wasm'` or the glue's bare `'footfall_sdk_bg.wasm'`) to './footfall_bg.wasm'.
+// A bare name would be resolved by webpack as a package, so the './' matters.
+const renameWasm = {
+  name: 'rename-wasm',
+  setup(build) {
+    build.onLoad({ filter: /[\\/]sdk[\\/]pkg[\\/].*\.js$/ }, (args) => {
+      const src = readFileSync(args.path, 'utf8');
+      const out = src.replace(/(['"`])(?:\.\/)?footfall_sdk_bg\.wasm\1/g, `$1./${WASM_OUT}$1`);
+      return { contents: out, loader: 'js' };
+    });
+  },
+};
+
+const common = {
+  bundle: true,
+  minify: true,
+  legalComments: 'none',
+  target: ['es2020', 'chrome80', 'firefox78', 'safari14'],
+  plugins: [renameWasm],
+  logLevel: 'warning',
+  write: false,
+};
+
+// 1. ES module for bundlers and <script type="module">.
+const esm = await esbuild.build({
+  ...common,
+  entryPoints: [join(npmDir, 'src', 'index.js')],
+  format: 'esm',
+  platform: 'browser',
+});
+const esmJs = esm.outputFiles[0].text;
+
+// 2. Script-tag build: a classic script. `import.meta` does not exist there, so the adapter's
+// `import.meta.url` is pointed at the URL of footfall.js itself (src/script-url.js).
+const iife = await esbuild.build({
+  ...common,
+  entryPoints: [join(npmDir, 'src', 'script.js')],
+  format: 'iife',
+  platform: 'browser',
+  inject: [join(npmDir, 'src', 'script-url.js')],
+  define: { 'import.meta.url': 'footfallScriptUrl' },
+});
+const scriptJs = iife.outputFiles[0].text;
+
+// 3. The copy-paste snippet, minified (the README shows this text).
+const snip = await esbuild.build({
+  ...common,
+  plugins: [],
+  entryPoints: [join(npmDir, 'snippet', 'snippet.js')],
+  format: 'esm', // the source is already a self-calling function: no wrapper needed
+  target: ['es5'],
+});
+const snippetJs = snip.outputFiles[0].text.trim();
+
+// Guard the one thing bundlers depend on: the wasm is referenced exactly by its shipped name.
+const ref = `new URL("./${WASM_OUT}",import.meta.url)`;
+if (!esmJs.includes(ref)) fail(`dist/index.js lacks ${ref}; the SDK adapter changed how it loads the wasm`);
+for (const [name, js] of [['index.js', esmJs], ['footfall.js', scriptJs]]) {
+  if (js.includes('footfall_sdk_bg')) fail(`dist/${name} still references ${WASM_IN}`);
+}
+if (scriptJs.includes('import.meta')) fail('dist/footfall.js references import.meta (not valid in a classic script)');
+
+writeFileSync(join(dist, 'index.js'), esmJs);
+writeFileSync(join(dist, 'footfall.js'), scriptJs);
+writeFileSync(join(dist, 'snippet.min.js'), snippetJs + '\n');
+copyFileSync(join(npmDir, 'src', 'index.d.ts'), join(dist, 'index.d.ts'));
+
+// 4. The wasm: the SDK build already ran `wasm-opt -Oz`; run it again only to be sure a release
+// package never ships an unoptimised module, and keep whichever is smaller.
+const wasmSrc = join(pkgDir, WASM_IN);
+const wasmDst = join(dist, WASM_OUT);
+const wasmOpt = join(toolsDir, '.bin', 'wasm-opt');
+if (!existsSync(wasmOpt)) fail('missing tests/node_modules/.bin/wasm-opt (binaryen 132): run `bash scripts/setup.sh`');
+execFileSync(wasmOpt, ['-Oz', '--strip-debug', '--strip-producers', wasmSrc, '-o', wasmDst], { stdio: 'inherit' });
+if (statSync(wasmDst).size >= statSync(wasmSrc).size) copyFileSync(wasmSrc, wasmDst);
+
+for (const f of ['index.js', 'footfall.js', 'footfall_bg.wasm', 'index.d.ts', 'snippet.min.js']) {
+  console.log(`[build-npm] dist/${f.padEnd(18)} ${String(statSync(join(dist, f)).size).padStart(7)} bytes`);
+}
