@@ -105,3 +105,48 @@ test('waitFor returns the first truthy value and times out with the last error',
     /never[\s\S]*still broken/,
   );
 });
+
+test('startIngest runs the real binary: batch in, NDJSON out, stop renames, restart keeps port and data', async () => {
+  const { startIngest } = await import('./lib/harness.mjs');
+  const ingest = await startIngest();
+  try {
+    assert.match(ingest.url, /^http:\/\/127\.0\.0\.1:\d+$/);
+    const send = (messageId) =>
+      fetch(`${ingest.url}/v1/batch`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'text/plain;charset=UTF-8' },
+        body: JSON.stringify({
+          writeKey: 'dev',
+          sentAt: new Date().toISOString(),
+          batch: [{ type: 'track', event: 'Harness', anonymousId: 'a-1', messageId, timestamp: new Date().toISOString() }],
+        }),
+      });
+    let res = await send('harness-1');
+    assert.equal(res.status, 200, await res.text());
+    let events = await ingest.events();
+    assert.deepEqual(events.map((e) => [e.event, e.messageId, e.source]), [['Harness', 'harness-1', 'dev']]);
+
+    assert.equal(await ingest.stop(), 0, 'SIGTERM exits 0');
+    assert.equal(ingest.running, false);
+    const files = [];
+    const walk = async (d) => {
+      for (const e of await fsp.readdir(d, { withFileTypes: true })) {
+        if (e.isDirectory()) await walk(path.join(d, e.name));
+        else files.push(e.name);
+      }
+    };
+    await walk(ingest.dataDir);
+    assert.ok(files.some((f) => f.endsWith('.ndjson')), `a closed .ndjson file after shutdown: ${files}`);
+    assert.ok(!files.some((f) => f.endsWith('.open')), `no .open file after shutdown: ${files}`);
+
+    const port = ingest.port;
+    await ingest.restart();
+    assert.equal(ingest.port, port);
+    res = await send('harness-2');
+    assert.equal(res.status, 200);
+    events = await ingest.events();
+    assert.deepEqual(events.map((e) => e.messageId), ['harness-1', 'harness-2']);
+  } finally {
+    await ingest.cleanup();
+  }
+});
