@@ -10,7 +10,8 @@ import { fileURLToPath } from 'node:url';
 
 const npmDir = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const root = resolve(npmDir, '..');
-const pkgDir = join(root, 'sdk', 'pkg');
+// FOOTFALL_SDK_PKG points at another wasm-pack output folder (same file names), e.g. a profiling build.
+const pkgDir = resolve(process.env.FOOTFALL_SDK_PKG || join(root, 'sdk', 'pkg'));
 const dist = join(npmDir, 'dist');
 const toolsDir = join(root, 'tests', 'node_modules');
 const WASM_IN = 'footfall_sdk_bg.wasm';
@@ -33,10 +34,13 @@ mkdirSync(dist, { recursive: true });
 // The package ships the wasm as footfall_bg.wasm; rewrite the glue's and adapter's references
 // (`'./footfall_sdk_bg.wasm'` or the glue's bare `'footfall_sdk_bg.wasm'`) to './footfall_bg.wasm'.
 // A bare name would be resolved by webpack as a package, so the './' matters.
+// The entries import 'footfall-sdk-pkg', resolved here to the pkg folder's adapter.
 const renameWasm = {
-  name: 'rename-wasm',
+  name: 'sdk-pkg',
   setup(build) {
-    build.onLoad({ filter: /[\\/]sdk[\\/]pkg[\\/].*\.js$/ }, (args) => {
+    build.onResolve({ filter: /^footfall-sdk-pkg$/ }, () => ({ path: join(pkgDir, 'index.js') }));
+    build.onLoad({ filter: /\.js$/ }, (args) => {
+      if (!args.path.startsWith(pkgDir)) return undefined;
       const src = readFileSync(args.path, 'utf8');
       const out = src.replace(/(['"`])(?:\.\/)?footfall_sdk_bg\.wasm\1/g, `$1./${WASM_OUT}$1`);
       return { contents: out, loader: 'js' };
@@ -48,7 +52,7 @@ const common = {
   bundle: true,
   minify: true,
   legalComments: 'none',
-  target: ['es2020', 'chrome80', 'firefox78', 'safari14'],
+  target: ['es2020'],
   plugins: [renameWasm],
   logLevel: 'warning',
   write: false,

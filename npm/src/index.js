@@ -1,4 +1,4 @@
 //! ES module entry of the `footfall` npm package: the SDK adapter's `init` (see sdk/js) bundled with
 //! the wasm-bindgen glue. The wasm is fetched from `new URL('./footfall_bg.wasm', import.meta.url)`,
 //! which Vite and webpack 5 turn into an emitted asset without any plugin.
-export * from '../../sdk/pkg/index.js';
+export * from 'footfall-sdk-pkg';

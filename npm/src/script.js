@@ -2,7 +2,7 @@
 //! Owns: reading the options from the tag's data-* attributes, defining `window.footfall`,
 //! picking up the snippet's pre-load queue (whether this script runs before or after the
 //! snippet) and replaying it in order with each call's original timestamp and page context.
-import { init } from '../../sdk/pkg/index.js';
+import { init } from 'footfall-sdk-pkg';
 import { footfallScriptElement as el } from './script-url.js';
 
 const w = window;
@@ -40,8 +40,11 @@ function optionsFromTag(ds) {
 }
 
 /** Replays one queued call on the ready tracker with its original time and page. */
-function replay(tracker, [method, args, time, page]) {
-  args = Array.from(args || []);
+function replay(tracker, item) {
+  const method = item[0];
+  const time = item[2];
+  const page = item[3];
+  const args = Array.from(item[1] || []);
   if (method === 'ready') return args[0] && args[0](tracker);
   if (!(method in tracker)) return;
   const i = OPTIONS_ARG[method];
