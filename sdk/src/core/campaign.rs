@@ -1,0 +1,168 @@
+//! Campaign (`utm_*`) parameters from a page's query string.
+//!
+//! The result is both the `context.campaign` JSON fragment and a small key (a 32-bit FNV-1a hash
+//! of the values) that the session keeps: opening the page with a *different* campaign starts a
+//! new session, and a hash keeps the stored state (possibly a cookie) small and bounded.
+
+use super::json;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+/// utm parameter → Segment `context.campaign` field, in output order.
+const FIELDS: [(&str, &str); 5] = [
+    ("utm_campaign", "name"),
+    ("utm_source", "source"),
+    ("utm_medium", "medium"),
+    ("utm_term", "term"),
+    ("utm_content", "content"),
+];
+
+/// Longest value kept per field (bytes, cut on a char boundary): a hostile URL must not bloat
+/// every message of the page.
+const MAX_VALUE: usize = 200;
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Campaign {
+    /// `{"name":…,"source":…}` or empty when the query has no utm parameter.
+    pub json: String,
+    /// 0 when there is no campaign; otherwise a non-zero hash of the values.
+    pub key: u32,
+}
+
+/// Parses `search` (with or without the leading `?`).
+pub fn parse(search: &str) -> Campaign {
+    let q = search.strip_prefix('?').unwrap_or(search);
+    let mut values: [Option<String>; 5] = Default::default();
+    for pair in q.split('&') {
+        let (k, v) = match pair.find('=') {
+            Some(i) => (&pair[..i], &pair[i + 1..]),
+            None => (pair, ""),
+        };
+        if !k.starts_with("utm_") {
+            continue;
+        }
+        let k = decode(k);
+        if let Some(i) = FIELDS.iter().position(|(p, _)| *p == k) {
+            // First occurrence wins, like URLSearchParams.get.
+            if values[i].is_none() {
+                values[i] = Some(truncate(decode(v)));
+            }
+        }
+    }
+    let mut out = Campaign::default();
+    let mut hash: u32 = 0x811c_9dc5;
+    for (i, v) in values.iter().enumerate() {
+        let Some(v) = v else { continue };
+        out.json.push(if out.json.is_empty() { '{' } else { ',' });
+        json::push_key(&mut out.json, FIELDS[i].1);
+        json::push_str(&mut out.json, v);
+        for b in [i as u8].iter().chain(v.as_bytes()).chain(&[0xff]) {
+            hash = (hash ^ *b as u32).wrapping_mul(0x0100_0193);
+        }
+    }
+    if !out.json.is_empty() {
+        out.json.push('}');
+        out.key = hash.max(1);
+    }
+    out
+}
+
+fn truncate(mut s: String) -> String {
+    if s.len() > MAX_VALUE {
+        let mut end = MAX_VALUE;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+    }
+    s
+}
+
+/// `application/x-www-form-urlencoded` decoding: `+` → space, `%XX` → byte; invalid UTF-8 is
+/// replaced, a stray `%` is kept literally.
+fn decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < b.len() => match (hex(b[i + 1]), hex(b[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push(h << 4 | l);
+                    i += 2;
+                }
+                _ => out.push(b'%'),
+            },
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    match String::from_utf8(out) {
+        Ok(s) => s,
+        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+    }
+}
+
+fn hex(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_utm_means_no_campaign() {
+        for q in ["", "?", "?a=1&b=2", "?utm=1&utmsource=x", "?utm_unknown=z"] {
+            assert_eq!(parse(q), Campaign::default(), "{q}");
+        }
+    }
+
+    #[test]
+    fn maps_fields_and_decodes() {
+        let c = parse("?utm_source=news%20letter&x=1&utm_campaign=spring+sale&utm_medium=email&utm_term=a%2Bb&utm_content=%E2%98%83");
+        assert_eq!(
+            c.json,
+            r#"{"name":"spring sale","source":"news letter","medium":"email","term":"a+b","content":"☃"}"#
+        );
+        assert_ne!(c.key, 0);
+        let v: serde_json::Value = serde_json::from_str(&c.json).unwrap();
+        assert_eq!(v["content"], "☃");
+    }
+
+    #[test]
+    fn key_tracks_values_not_order() {
+        let a = parse("?utm_source=a&utm_medium=b");
+        let b = parse("?utm_medium=b&utm_source=a&other=1");
+        let c = parse("?utm_source=a&utm_medium=c");
+        // Moving a value to another field must change the key too.
+        let d = parse("?utm_source=b&utm_medium=a");
+        assert_eq!(a.key, b.key);
+        assert_ne!(a.key, c.key);
+        assert_ne!(a.key, d.key);
+    }
+
+    #[test]
+    fn hostile_values_stay_bounded_and_valid() {
+        let long = "x".repeat(10_000);
+        let c = parse(&format!(
+            "utm_source={long}&utm_term=%ZZ%&utm_medium=%FF%FE\"\\"
+        ));
+        let v: serde_json::Value = serde_json::from_str(&c.json).unwrap();
+        assert_eq!(v["source"].as_str().unwrap().len(), MAX_VALUE);
+        assert_eq!(v["term"], "%ZZ%");
+        assert_eq!(v["medium"], "\u{fffd}\u{fffd}\"\\");
+        assert!(c.json.len() < 400);
+    }
+
+    #[test]
+    fn first_occurrence_wins() {
+        assert_eq!(parse("utm_source=a&utm_source=b").json, r#"{"source":"a"}"#);
+    }
+}

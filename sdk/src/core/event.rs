@@ -1,0 +1,409 @@
+//! Builds each message as one JSON string (Segment Spec), and the `/v1/batch` body around them.
+//!
+//! Per-message context (page, campaign, sessionId, sessionStart) is written into every message;
+//! the page-independent context (library, userAgent, locale, timezone, screen) is written once
+//! per batch at batch level, where the ingest merges it into each message (contracts.md) — that
+//! keeps the queue, storage and wire small. Properties and traits arrive already serialized by
+//! the browser's `JSON.stringify` and are spliced in unchanged.
+
+use super::{ids, json, time};
+use alloc::string::String;
+
+/// Library name and version reported in `context.library`.
+pub const LIBRARY_NAME: &str = "footfall";
+pub const LIBRARY_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Track,
+    Page,
+    Identify,
+}
+
+/// One message's fields. String fields hold raw text (escaped here) unless named `*_json`.
+#[derive(Debug, Clone, Copy)]
+pub struct Message<'a> {
+    pub kind: Kind,
+    /// 16 random bytes for the v4 `messageId`.
+    pub message_random: [u8; 16],
+    pub anonymous_id: &'a str,
+    /// Empty when not identified.
+    pub user_id: &'a str,
+    pub timestamp_ms: u64,
+    /// `track`: the event name. `page`: the page name (empty = none). `identify`: unused.
+    pub name: &'a str,
+    /// `properties` (track, page) or `traits` (identify): a JSON object, or empty for `{}`.
+    pub payload_json: &'a str,
+    /// `context.page` JSON object.
+    pub page_json: &'a str,
+    /// `context.campaign` JSON object, or empty.
+    pub campaign_json: &'a str,
+    pub session_id: &'a str,
+    pub session_start: bool,
+    /// The caller's `options.context` JSON object, or empty. Its keys win over ours (Segment's
+    /// rule); `skip` says which of ours it holds so we do not write them twice.
+    pub user_context_json: &'a str,
+    pub skip: Skip,
+}
+
+/// Which of our per-message context keys the caller's `options.context` overrides.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Skip {
+    pub page: bool,
+    pub campaign: bool,
+    pub session_id: bool,
+    pub session_start: bool,
+}
+
+/// Serializes `m`.
+pub fn build(m: &Message) -> String {
+    let payload = if m.payload_json.is_empty() {
+        "{}"
+    } else {
+        m.payload_json
+    };
+    let mut o = String::with_capacity(
+        260 + m.name.len()
+            + payload.len()
+            + m.page_json.len()
+            + m.campaign_json.len()
+            + m.user_id.len()
+            + m.user_context_json.len(),
+    );
+    o.push_str("{\"type\":\"");
+    o.push_str(match m.kind {
+        Kind::Track => "track",
+        Kind::Page => "page",
+        Kind::Identify => "identify",
+    });
+    o.push_str("\",\"messageId\":\"");
+    ids::push_v4(&mut o, m.message_random);
+    o.push_str("\",");
+    json::push_key(&mut o, "anonymousId");
+    json::push_str(&mut o, m.anonymous_id);
+    if !m.user_id.is_empty() {
+        o.push(',');
+        json::push_key(&mut o, "userId");
+        json::push_str(&mut o, m.user_id);
+    }
+    o.push_str(",\"timestamp\":\"");
+    time::push_iso(&mut o, m.timestamp_ms);
+    o.push_str("\",");
+    match m.kind {
+        Kind::Track => {
+            json::push_key(&mut o, "event");
+            json::push_str(&mut o, m.name);
+            o.push_str(",\"properties\":");
+        }
+        Kind::Page => {
+            if !m.name.is_empty() {
+                json::push_key(&mut o, "name");
+                json::push_str(&mut o, m.name);
+                o.push(',');
+            }
+            o.push_str("\"properties\":");
+        }
+        Kind::Identify => o.push_str("\"traits\":"),
+    }
+    o.push_str(payload);
+    o.push_str(",\"context\":{");
+    let mut first = true;
+    let mut sep = |o: &mut String| {
+        if !first {
+            o.push(',');
+        }
+        first = false;
+    };
+    if !m.skip.page && !m.page_json.is_empty() {
+        sep(&mut o);
+        o.push_str("\"page\":");
+        o.push_str(m.page_json);
+    }
+    if !m.skip.campaign && !m.campaign_json.is_empty() {
+        sep(&mut o);
+        o.push_str("\"campaign\":");
+        o.push_str(m.campaign_json);
+    }
+    if !m.skip.session_id {
+        sep(&mut o);
+        json::push_key(&mut o, "sessionId");
+        json::push_str(&mut o, m.session_id);
+    }
+    if m.session_start && !m.skip.session_start {
+        sep(&mut o);
+        o.push_str("\"sessionStart\":true");
+    }
+    let inner = object_inner(m.user_context_json);
+    if !inner.is_empty() {
+        sep(&mut o);
+        o.push_str(inner);
+    }
+    o.push_str("}}");
+    o
+}
+
+/// The members of a JSON object text (`{"a":1}` → `"a":1`), or "" when it is not an object.
+pub fn object_inner(obj: &str) -> &str {
+    let t = obj.trim();
+    if t.len() >= 2 && t.starts_with('{') && t.ends_with('}') {
+        t[1..t.len() - 1].trim()
+    } else {
+        ""
+    }
+}
+
+/// Page-independent context, serialized once at start and sent at batch level.
+#[derive(Debug, Clone, Copy)]
+pub struct Common<'a> {
+    pub user_agent: &'a str,
+    pub locale: &'a str,
+    pub timezone: &'a str,
+    pub screen_width: i64,
+    pub screen_height: i64,
+    /// `devicePixelRatio` as the browser printed it (no float formatting in the wasm).
+    pub density: &'a str,
+}
+
+pub fn common_context(c: &Common) -> String {
+    let mut o = String::with_capacity(200 + c.user_agent.len());
+    o.push_str("{\"library\":{\"name\":\"");
+    o.push_str(LIBRARY_NAME);
+    o.push_str("\",\"version\":\"");
+    o.push_str(LIBRARY_VERSION);
+    o.push_str("\"},");
+    json::push_key(&mut o, "userAgent");
+    json::push_str(&mut o, c.user_agent);
+    o.push(',');
+    json::push_key(&mut o, "locale");
+    json::push_str(&mut o, c.locale);
+    o.push(',');
+    json::push_key(&mut o, "timezone");
+    json::push_str(&mut o, c.timezone);
+    o.push_str(",\"screen\":{\"width\":");
+    json::push_i64(&mut o, c.screen_width);
+    o.push_str(",\"height\":");
+    json::push_i64(&mut o, c.screen_height);
+    o.push_str(",\"density\":");
+    // Only a plain decimal number goes out as a number; anything else (NaN, "") becomes 1.
+    let d = c.density;
+    let numeric = !d.is_empty()
+        && d.len() <= 24
+        && d.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+        && d.bytes().filter(|&b| b == b'.').count() <= 1
+        && !d.starts_with('.')
+        && !d.ends_with('.');
+    o.push_str(if numeric { d } else { "1" });
+    o.push_str("}}");
+    o
+}
+
+/// `context.page` object from its five fields.
+pub fn page_context(path: &str, referrer: &str, search: &str, title: &str, url: &str) -> String {
+    let mut o = String::with_capacity(
+        64 + path.len() + referrer.len() + search.len() + title.len() + url.len(),
+    );
+    for (i, (k, v)) in [
+        ("path", path),
+        ("referrer", referrer),
+        ("search", search),
+        ("title", title),
+        ("url", url),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        o.push(if i == 0 { '{' } else { ',' });
+        json::push_key(&mut o, k);
+        json::push_str(&mut o, v);
+    }
+    o.push('}');
+    o
+}
+
+/// The envelope bytes around the messages: `{"batch":[` … `],"sentAt":"…","writeKey":…,"context":…}`.
+pub fn batch_overhead(write_key_json: &str, common_json: &str) -> usize {
+    "{\"batch\":[],\"sentAt\":\"2000-01-01T00:00:00.000Z\",\"writeKey\":,\"context\":}".len()
+        + write_key_json.len()
+        + common_json.len()
+}
+
+/// The `/v1/batch` body. `write_key_json` is the already-escaped key.
+pub fn batch_body<'a>(
+    messages: impl Iterator<Item = &'a str>,
+    bytes_hint: usize,
+    sent_at_ms: u64,
+    write_key_json: &str,
+    common_json: &str,
+) -> String {
+    let mut o = String::with_capacity(bytes_hint + batch_overhead(write_key_json, common_json));
+    o.push_str("{\"batch\":[");
+    for (i, m) in messages.enumerate() {
+        if i > 0 {
+            o.push(',');
+        }
+        o.push_str(m);
+    }
+    o.push_str("],\"sentAt\":\"");
+    time::push_iso(&mut o, sent_at_ms);
+    o.push_str("\",\"writeKey\":");
+    o.push_str(write_key_json);
+    o.push_str(",\"context\":");
+    o.push_str(common_json);
+    o.push('}');
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Value};
+
+    fn base<'a>() -> Message<'a> {
+        Message {
+            kind: Kind::Track,
+            message_random: [1; 16],
+            anonymous_id: "anon",
+            user_id: "",
+            timestamp_ms: 1_700_000_000_123,
+            name: "Signed \"Up\"",
+            payload_json: "{\"plan\":\"pro\"}",
+            page_json: "{\"path\":\"/\"}",
+            campaign_json: "",
+            session_id: "sess",
+            session_start: false,
+            user_context_json: "",
+            skip: Skip::default(),
+        }
+    }
+
+    fn parse(s: &str) -> Value {
+        serde_json::from_str(s).unwrap_or_else(|e| panic!("{e}: {s}"))
+    }
+
+    #[test]
+    fn track_message() {
+        let v = parse(&build(&base()));
+        assert_eq!(
+            v,
+            json!({
+                "type": "track",
+                "messageId": "01010101-0101-4101-8101-010101010101",
+                "anonymousId": "anon",
+                "timestamp": "2023-11-14T22:13:20.123Z",
+                "event": "Signed \"Up\"",
+                "properties": {"plan": "pro"},
+                "context": {"page": {"path": "/"}, "sessionId": "sess"}
+            })
+        );
+    }
+
+    #[test]
+    fn page_and_identify_messages() {
+        let m = Message {
+            kind: Kind::Page,
+            name: "",
+            payload_json: "",
+            user_id: "u1",
+            session_start: true,
+            campaign_json: "{\"name\":\"c\"}",
+            ..base()
+        };
+        let v = parse(&build(&m));
+        assert_eq!(v["type"], "page");
+        assert!(v.get("name").is_none());
+        assert_eq!(v["properties"], json!({}));
+        assert_eq!(v["userId"], "u1");
+        assert_eq!(v["context"]["sessionStart"], true);
+        assert_eq!(v["context"]["campaign"]["name"], "c");
+        let v = parse(&build(&Message {
+            kind: Kind::Page,
+            name: "Home",
+            ..base()
+        }));
+        assert_eq!(v["name"], "Home");
+        let v = parse(&build(&Message {
+            kind: Kind::Identify,
+            payload_json: "{\"email\":\"a@b.c\"}",
+            ..base()
+        }));
+        assert_eq!(v["traits"]["email"], "a@b.c");
+        assert!(v.get("event").is_none() && v.get("properties").is_none());
+    }
+
+    #[test]
+    fn caller_context_wins() {
+        let m = Message {
+            user_context_json: "{\"page\":{\"path\":\"/old\"},\"ip\":\"1.2.3.4\"}",
+            skip: Skip {
+                page: true,
+                ..Skip::default()
+            },
+            ..base()
+        };
+        let v = parse(&build(&m));
+        assert_eq!(v["context"]["page"]["path"], "/old");
+        assert_eq!(v["context"]["ip"], "1.2.3.4");
+        assert_eq!(v["context"]["sessionId"], "sess");
+        // Everything skipped and an empty caller context still gives valid JSON.
+        let all = Skip {
+            page: true,
+            campaign: true,
+            session_id: true,
+            session_start: true,
+        };
+        let v = parse(&build(&Message {
+            user_context_json: "{}",
+            skip: all,
+            ..base()
+        }));
+        assert_eq!(v["context"], json!({}));
+        assert_eq!(object_inner(" { \"a\" : 1 } "), "\"a\" : 1");
+        assert_eq!(object_inner("[1]"), "");
+    }
+
+    #[test]
+    fn common_context_and_batch_body() {
+        let c = Common {
+            user_agent: "UA \"x\"",
+            locale: "en-US",
+            timezone: "Europe/Paris",
+            screen_width: 1280,
+            screen_height: -1,
+            density: "1.25",
+        };
+        let ctx = common_context(&c);
+        let v = parse(&ctx);
+        assert_eq!(
+            v["library"],
+            json!({"name": "footfall", "version": LIBRARY_VERSION})
+        );
+        assert_eq!(
+            v["screen"],
+            json!({"width": 1280, "height": -1, "density": 1.25})
+        );
+        for bad in ["NaN", "", "1e5", ".5", "1.", "1.2.3", "Infinity"] {
+            let v = parse(&common_context(&Common { density: bad, ..c }));
+            assert_eq!(v["screen"]["density"], 1, "{bad}");
+        }
+        let mut key = String::new();
+        json::push_str(&mut key, "dev");
+        let msgs = ["{\"a\":1}", "{\"b\":2}"];
+        let body = batch_body(msgs.iter().copied(), 15, 0, &key, &ctx);
+        let v = parse(&body);
+        assert_eq!(v["batch"], json!([{"a": 1}, {"b": 2}]));
+        assert_eq!(v["sentAt"], "1970-01-01T00:00:00.000Z");
+        assert_eq!(v["writeKey"], "dev");
+        assert_eq!(body.len(), batch_overhead(&key, &ctx) + 15);
+        let empty = batch_body([].into_iter(), 0, 0, &key, &ctx);
+        assert_eq!(empty.len(), batch_overhead(&key, &ctx));
+    }
+
+    #[test]
+    fn page_context_fields() {
+        let v = parse(&page_context("/a", "", "?q=1", "T\n", "http://x/a?q=1"));
+        assert_eq!(
+            v,
+            json!({"path": "/a", "referrer": "", "search": "?q=1", "title": "T\n", "url": "http://x/a?q=1"})
+        );
+    }
+}

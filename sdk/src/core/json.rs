@@ -1,0 +1,163 @@
+//! Tiny JSON writer: string escaping and integers, appended to a `String`.
+//!
+//! The wasm build must not carry `serde_json` or `core::fmt` (see SETUP.md size facts), so the
+//! few pieces of JSON the SDK writes itself (ids, names, page fields, batch envelope) go through
+//! here. Objects the page hands us (properties, traits) are serialized by the browser's
+//! `JSON.stringify` and spliced in as-is.
+
+use alloc::string::String;
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// Appends `s` as a JSON string literal (with the quotes).
+pub fn push_str(out: &mut String, s: &str) {
+    out.reserve(s.len() + 2);
+    out.push('"');
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let esc: &str = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0..=0x1f => "",
+            _ => continue,
+        };
+        // `i` is at an ASCII byte, so both slices end on char boundaries.
+        out.push_str(&s[start..i]);
+        if esc.is_empty() {
+            out.push_str("\\u00");
+            out.push(HEX[(b >> 4) as usize] as char);
+            out.push(HEX[(b & 15) as usize] as char);
+        } else {
+            out.push_str(esc);
+        }
+        start = i + 1;
+    }
+    out.push_str(&s[start..]);
+    out.push('"');
+}
+
+/// Appends a decimal unsigned integer.
+pub fn push_u64(out: &mut String, mut n: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &b in &buf[i..] {
+        out.push(b as char);
+    }
+}
+
+/// Appends a decimal signed integer.
+pub fn push_i64(out: &mut String, n: i64) {
+    if n < 0 {
+        out.push('-');
+    }
+    push_u64(out, n.unsigned_abs());
+}
+
+/// Appends `"key":` (key must not need escaping; it is always one of our constants).
+pub fn push_key(out: &mut String, key: &str) {
+    out.push('"');
+    out.push_str(key);
+    out.push_str("\":");
+}
+
+/// Parses a decimal `u64` with no sign, no spaces; `None` on anything else or overflow.
+pub fn parse_u64(s: &str) -> Option<u64> {
+    if s.is_empty() || s.len() > 20 {
+        return None;
+    }
+    let mut n: u64 = 0;
+    for b in s.bytes() {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        n = n.checked_mul(10)?.checked_add((b - b'0') as u64)?;
+    }
+    Some(n)
+}
+
+/// True when `s` looks like one JSON object as produced by `JSON.stringify` or by us: starts with
+/// `{`, ends with `}` and holds no raw newline. A cheap shape check for data read back from storage.
+pub fn looks_like_object(s: &str) -> bool {
+    s.len() >= 2 && s.starts_with('{') && s.ends_with('}') && !s.contains('\n')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn esc(s: &str) -> String {
+        let mut o = String::new();
+        push_str(&mut o, s);
+        o
+    }
+
+    #[test]
+    fn escapes_specials_and_controls() {
+        assert_eq!(esc("plain"), "\"plain\"");
+        assert_eq!(esc("a\"b\\c"), "\"a\\\"b\\\\c\"");
+        assert_eq!(esc("l1\nl2\r\t"), "\"l1\\nl2\\r\\t\"");
+        assert_eq!(esc("\u{0}\u{1f}"), "\"\\u0000\\u001f\"");
+        assert_eq!(esc("héllo ☃ 𝄞"), "\"héllo ☃ 𝄞\"");
+        assert_eq!(esc(""), "\"\"");
+    }
+
+    #[test]
+    fn escaped_output_is_valid_json_for_any_string() {
+        for s in ["\u{7f}", "a\u{2028}b", "\"\"\"", "\\", "x\u{0}y\"z\n"] {
+            let v: serde_json::Value = serde_json::from_str(&esc(s)).unwrap();
+            assert_eq!(v.as_str().unwrap(), s);
+        }
+    }
+
+    #[test]
+    fn integers() {
+        let mut o = String::new();
+        push_u64(&mut o, 0);
+        o.push(' ');
+        push_u64(&mut o, u64::MAX);
+        o.push(' ');
+        push_i64(&mut o, -42);
+        o.push(' ');
+        push_i64(&mut o, i64::MIN);
+        assert_eq!(o, "0 18446744073709551615 -42 -9223372036854775808");
+    }
+
+    #[test]
+    fn parse_u64_is_strict() {
+        assert_eq!(parse_u64("0"), Some(0));
+        assert_eq!(parse_u64("18446744073709551615"), Some(u64::MAX));
+        assert_eq!(parse_u64("18446744073709551616"), None);
+        for bad in [
+            "",
+            "-1",
+            "+1",
+            " 1",
+            "1.0",
+            "1e3",
+            "abc",
+            "99999999999999999999999",
+        ] {
+            assert_eq!(parse_u64(bad), None, "{bad}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn escape_round_trips(s in "\\PC*|[\\x00-\\x20\"\\\\]*") {
+            let v: serde_json::Value = serde_json::from_str(&esc(&s)).unwrap();
+            proptest::prop_assert_eq!(v.as_str().unwrap(), s.as_str());
+        }
+    }
+}
