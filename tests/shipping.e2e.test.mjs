@@ -36,6 +36,7 @@ import {
   renderPages,
   requireDist,
   snippetFor,
+  startViteDev,
 } from './lib/shipping.mjs';
 
 const FIXTURES = path.join(REPO_ROOT, 'tests', 'fixtures', 'shipping');
@@ -128,7 +129,8 @@ test('snippet: calls made before footfall.js loads arrive in order with their or
       resolve();
     }),
   );
-  await page.goto(`${site.url}/snippet.html`);
+  // The held script would delay the load event: don't wait for it.
+  await page.goto(`${site.url}/snippet.html`, { waitUntil: 'commit' });
   await gotRequest;
   const tag = await page.evaluate(() => ({ ...document.querySelector('script[src="/dist/footfall.js"]').dataset }));
   assert.deepEqual(tag, { writeKey: 'dev', apiHost: ingest.url, autocapture: 'false', flushIntervalMs: '200' });
@@ -269,18 +271,32 @@ test('npm pack: the tarball installs into a fresh Vite app (tsc --strict, vite b
   const site = await startStatic({ '/': path.join(app, 'dist') });
   later(() => site.stop());
   const { page, errors, requests } = await newPage();
-  await page.goto(`${site.url}/?apiHost=${encodeURIComponent(ingest.url)}`);
+  const query = `?apiHost=${encodeURIComponent(ingest.url)}`;
+  await page.goto(`${site.url}/${query}`);
   await page.waitForFunction(() => window.ff || window.ffError);
   assert.equal(await page.evaluate(() => window.ffError ?? null), null);
   assert.ok(requests.includes(`/assets/${wasm}`), `the page fetched ${requests}`);
   await page.click('#upgrade');
   await page.evaluate(() => window.ff.flush());
   const events = await settle(ingest);
-  assert.deepEqual(events.map(describeEvent), ['page /', 'track Vite App Loaded', 'track Upgrade Clicked']);
+  assert.deepEqual(events.map(describeEvent), [`page /${query}`, 'track Vite App Loaded', 'track Upgrade Clicked']);
   assert.deepEqual(events[1].properties, { bundler: 'vite' });
   assert.deepEqual(events[2].properties, { plan: 'pro' });
   assert.equal(events[0].context.library.name, 'footfall');
   assert.deepEqual(errors, []);
+
+  // The Vite dev server too (it serves the package from node_modules, no plugin, no config).
+  const dev = await startViteDev(app);
+  later(() => dev.stop());
+  const d = await newPage();
+  await d.page.goto(`${dev.url}/${query}`);
+  await d.page.waitForFunction(() => window.ff || window.ffError, null, { timeout: 20_000 });
+  assert.equal(await d.page.evaluate(() => window.ffError ?? null), null);
+  assert.ok(d.requests.some((p) => p.endsWith('/footfall_bg.wasm')), `dev server page fetched ${d.requests}`);
+  await d.page.evaluate(() => window.ff.flush());
+  const devEvents = (await settle(ingest)).slice(events.length);
+  assert.deepEqual(devEvents.map(describeEvent), [`page /${query}`, 'track Vite App Loaded']);
+  assert.deepEqual(d.errors, []);
 });
 
 /** The demo site as `make demo` runs it: footfall-ingest serving the site with --static-dir. */

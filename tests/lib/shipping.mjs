@@ -134,3 +134,40 @@ export function median(xs) {
   const m = s.length >> 1;
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
+
+/**
+ * Starts the Vite dev server of a built fixture app (`vite` from its own node_modules) on a free
+ * port: { url, stop() }. The dev server serves the package from node_modules, unbundled.
+ */
+export async function startViteDev(app) {
+  const vite = path.join(app, 'node_modules', 'vite', 'bin', 'vite.js');
+  const p = spawn(process.execPath, [vite, '--host', '127.0.0.1', '--port', '0', '--clearScreen', 'false'], {
+    cwd: app,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, NO_COLOR: '1' },
+  });
+  let out = '';
+  const url = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`vite dev did not start:\n${out}`)), 30_000);
+    const onData = (c) => {
+      out += c;
+      const m = /Local:\s+(http:\/\/127\.0\.0\.1:\d+)\//.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]);
+      }
+    };
+    p.stdout.on('data', onData);
+    p.stderr.on('data', onData);
+    p.on('exit', (code) => reject(new Error(`vite dev exited (${code}):\n${out}`)));
+  });
+  return {
+    url,
+    stop: () =>
+      new Promise((resolve) => {
+        if (p.exitCode !== null) return resolve();
+        p.once('exit', () => resolve());
+        p.kill('SIGTERM');
+      }),
+  };
+}
