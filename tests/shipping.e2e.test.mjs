@@ -28,7 +28,7 @@ import {
 import {
   NPM_DIST,
   assembleDemoSite,
-  buildViteApp,
+  buildFixtureApp,
   byTimestamp,
   describe as describeEvent,
   median,
@@ -250,8 +250,11 @@ test("CSP without 'wasm-unsafe-eval' blocks the wasm (why the README asks for it
   assert.deepEqual(await settle(ingest, { quietMs: 500 }), []);
 });
 
+let packed; // one `npm pack` for the bundler tests
+const pack = async () => (packed ??= await packNpm());
+
 test('npm pack: the tarball installs into a fresh Vite app (tsc --strict, vite build) whose events reach the ingest', async (t) => {
-  const { tarball, files } = await packNpm();
+  const { tarball, files } = await pack();
   const listed = files.map((f) => f.path).sort();
   assert.deepEqual(listed, ['README.md', 'dist/footfall.js', 'dist/footfall_bg.wasm', 'dist/index.d.ts', 'dist/index.js', 'dist/snippet.min.js', 'package.json']);
   for (const f of files) {
@@ -261,7 +264,7 @@ test('npm pack: the tarball installs into a fresh Vite app (tsc --strict, vite b
     t.diagnostic(`size ${f.path}: raw ${buf.length} B, gzip -9 ${gz} B, brotli ${br} B`);
   }
 
-  const app = await buildViteApp(tarball);
+  const app = await buildFixtureApp('vite-app', tarball);
   const assets = fs.readdirSync(path.join(app, 'dist', 'assets'));
   const wasm = assets.find((f) => /^footfall_bg-[\w-]+\.wasm$/.test(f));
   assert.ok(wasm, `vite emitted no hashed footfall_bg*.wasm asset: ${assets}`);
@@ -436,4 +439,27 @@ test('demo page: time from navigation start to footfall ready (diagnostic, media
   }
   assert.ok(times.every((x) => x > 0));
   t.diagnostic(`demo ready after navigation start: median ${median(times).toFixed(1)} ms (runs: ${times.map((x) => x.toFixed(1)).join(', ')})`);
+});
+
+test('webpack 5 (zero config) bundles the packed tarball; its events reach the ingest', async () => {
+  const { tarball } = await pack();
+  const app = await buildFixtureApp('webpack-app', tarball);
+  const dist = path.join(app, 'dist');
+  const wasm = fs.readdirSync(dist).find((f) => f.endsWith('.wasm'));
+  assert.ok(wasm, `webpack emitted no .wasm asset: ${fs.readdirSync(dist)}`);
+  fs.copyFileSync(path.join(app, 'index.html'), path.join(dist, 'index.html'));
+  const ingest = await startIngest();
+  later(() => ingest.cleanup());
+  const site = await startStatic({ '/': dist });
+  later(() => site.stop());
+  const { page, errors, requests } = await newPage();
+  const query = `?apiHost=${encodeURIComponent(ingest.url)}`;
+  await page.goto(`${site.url}/${query}`);
+  await page.waitForFunction(() => window.ff || window.ffError);
+  assert.equal(await page.evaluate(() => window.ffError ?? null), null);
+  assert.ok(requests.includes(`/${wasm}`), `the page fetched ${requests}`);
+  await page.evaluate(() => window.ff.flush());
+  const events = await settle(ingest);
+  assert.deepEqual(events.map(describeEvent), [`page /${query}`, 'track Webpack App Loaded']);
+  assert.deepEqual(errors, []);
 });

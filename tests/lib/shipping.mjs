@@ -91,13 +91,13 @@ export async function packNpm() {
 }
 
 /**
- * Copies tests/fixtures/vite-app into a temp folder, points its `footfall` dependency at the
- * tarball, installs (npm registry for vite/typescript, the tarball for footfall), type-checks and
- * builds it. Returns the app folder (its dist/ is the built site).
+ * Copies tests/fixtures/<name> into a temp folder, points its `footfall` dependency at the tarball,
+ * installs (npm registry for the bundler, the tarball for footfall), runs its `typecheck` script
+ * when it has one, then `build`. Returns the app folder (its dist/ is the built site).
  */
-export async function buildViteApp(tarball) {
-  const app = await tmpDir('vite-app-');
-  const src = path.join(REPO_ROOT, 'tests', 'fixtures', 'vite-app');
+export async function buildFixtureApp(name, tarball) {
+  const app = await tmpDir(`${name}-`);
+  const src = path.join(REPO_ROOT, 'tests', 'fixtures', name);
   await fsp.cp(src, app, {
     recursive: true,
     filter: (p) => !/[\\/](node_modules|dist)([\\/]|$)/.test(path.relative(src, p)),
@@ -108,7 +108,7 @@ export async function buildViteApp(tarball) {
   await fsp.writeFile(pkgPath, JSON.stringify(pkg, null, 2));
   const npmArgs = ['--no-audit', '--no-fund', '--loglevel=error', '--prefer-offline'];
   await run('npm', ['install', ...npmArgs], { cwd: app });
-  await run('npm', ['run', 'typecheck'], { cwd: app });
+  if (pkg.scripts.typecheck) await run('npm', ['run', 'typecheck'], { cwd: app });
   await run('npm', ['run', 'build'], { cwd: app });
   return app;
 }
