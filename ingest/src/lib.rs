@@ -1,1 +1,17 @@
 //! Footfall ingest library: decode → validate → enrich → dedupe → sink, behind an axum router.
+//!
+//! One module per job; `router::app` ties them together and `server` puts it on the network.
+#![forbid(unsafe_code)]
+
+pub mod auth;
+pub mod config;
+pub mod decode;
+pub mod dedupe;
+pub mod enrich;
+pub mod error;
+pub mod metrics;
+pub mod router;
+pub mod server;
+pub mod sink;
+pub mod static_files;
+pub mod validate;

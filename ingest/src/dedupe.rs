@@ -1,0 +1,157 @@
+//! A bounded-memory window of recently written `(source, messageId)` pairs.
+//!
+//! Ids are stored as 128-bit keyed hashes (SipHash with two random keys), so memory per id is
+//! fixed (~60 bytes) whatever the id's length, and a client cannot craft collisions. Entries
+//! leave the window when it expires (default 24 h) or, when `capacity` is reached, oldest first:
+//! past that bound a very old duplicate may be written again — bounded memory wins over exactness.
+//!
+//! The window is owned by a source's single writer (see `sink`), which checks and inserts in the
+//! same place it writes: an id is marked seen only once its line is written, and two concurrent
+//! requests carrying the same id cannot both be written. Not thread-safe by design.
+
+use std::collections::{HashSet, VecDeque};
+use std::hash::{BuildHasher, Hash, Hasher, RandomState};
+use std::time::{Duration, Instant};
+
+/// The hashed identity of one message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct DedupeKey(u128);
+
+/// Builds `DedupeKey`s. Cheap to clone; keys from clones agree.
+#[derive(Debug, Clone)]
+pub struct KeyHasher {
+    hi: RandomState,
+    lo: RandomState,
+}
+
+impl Default for KeyHasher {
+    fn default() -> Self {
+        Self {
+            hi: RandomState::new(),
+            lo: RandomState::new(),
+        }
+    }
+}
+
+impl KeyHasher {
+    pub fn key(&self, source: &str, message_id: &str) -> DedupeKey {
+        let half = |state: &RandomState| {
+            let mut h = state.build_hasher();
+            // Length-prefixed so ("a", "bc") and ("ab", "c") differ.
+            source.len().hash(&mut h);
+            source.hash(&mut h);
+            message_id.hash(&mut h);
+            h.finish()
+        };
+        DedupeKey((u128::from(half(&self.hi)) << 64) | u128::from(half(&self.lo)))
+    }
+}
+
+/// Recently written ids, bounded by time and by count.
+#[derive(Debug)]
+pub struct DedupeWindow {
+    window: Duration,
+    capacity: usize,
+    seen: HashSet<DedupeKey>,
+    /// Insertion order; every key in `seen` has exactly one entry here.
+    order: VecDeque<(DedupeKey, Instant)>,
+}
+
+impl DedupeWindow {
+    pub fn new(window: Duration, capacity: usize) -> Self {
+        Self {
+            window,
+            capacity: capacity.max(1),
+            seen: HashSet::new(),
+            order: VecDeque::new(),
+        }
+    }
+
+    /// Whether `key` was written within the window (as of `now`).
+    pub fn contains(&mut self, key: DedupeKey, now: Instant) -> bool {
+        self.expire(now);
+        self.seen.contains(&key)
+    }
+
+    /// Records `key` as written at `now`. Returns false when it was already present.
+    pub fn insert(&mut self, key: DedupeKey, now: Instant) -> bool {
+        self.expire(now);
+        if self.seen.contains(&key) {
+            return false;
+        }
+        while self.seen.len() >= self.capacity {
+            self.evict_oldest();
+        }
+        self.seen.insert(key);
+        self.order.push_back((key, now));
+        true
+    }
+
+    pub fn len(&self) -> usize {
+        self.seen.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.seen.is_empty()
+    }
+
+    fn expire(&mut self, now: Instant) {
+        while let Some((_, at)) = self.order.front() {
+            if now.saturating_duration_since(*at) < self.window {
+                break;
+            }
+            self.evict_oldest();
+        }
+    }
+
+    fn evict_oldest(&mut self) {
+        if let Some((key, _)) = self.order.pop_front() {
+            self.seen.remove(&key);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remembers_within_the_window_and_forgets_after() {
+        let h = KeyHasher::default();
+        let mut w = DedupeWindow::new(Duration::from_secs(60), 100);
+        let t0 = Instant::now();
+        let k = h.key("web", "m1");
+        assert!(!w.contains(k, t0));
+        assert!(w.insert(k, t0));
+        assert!(!w.insert(k, t0), "second insert is a duplicate");
+        assert!(w.contains(k, t0 + Duration::from_secs(59)));
+        assert!(!w.contains(k, t0 + Duration::from_secs(60)));
+        assert!(w.is_empty());
+        // Once expired it can be written (and remembered) again.
+        assert!(w.insert(k, t0 + Duration::from_secs(61)));
+    }
+
+    #[test]
+    fn keys_are_per_source_and_unambiguous() {
+        let h = KeyHasher::default();
+        assert_ne!(h.key("web", "m1"), h.key("app", "m1"));
+        assert_ne!(h.key("a", "bc"), h.key("ab", "c"));
+        assert_eq!(h.key("web", "m1"), h.clone().key("web", "m1"));
+    }
+
+    #[test]
+    fn memory_is_bounded_by_capacity_oldest_first() {
+        let h = KeyHasher::default();
+        let mut w = DedupeWindow::new(Duration::from_secs(3600), 1000);
+        let t0 = Instant::now();
+        for i in 0..10_000 {
+            w.insert(h.key("web", &i.to_string()), t0);
+        }
+        assert_eq!(w.len(), 1000);
+        assert_eq!(w.order.len(), 1000);
+        assert!(w.contains(h.key("web", "9999"), t0));
+        assert!(w.contains(h.key("web", "9000"), t0));
+        assert!(!w.contains(h.key("web", "8999"), t0));
+        assert!(!w.contains(h.key("web", "0"), t0));
+    }
+}

@@ -1,0 +1,383 @@
+//! HTTP routes and the request pipeline: auth → decode → validate → enrich → sink → response.
+//!
+//! `app(state)` builds the whole axum `Router`, with no sockets involved, so tests drive it with
+//! `tower::ServiceExt::oneshot`. The client address comes from a `ConnectInfo<SocketAddr>` request
+//! extension, inserted by `server` for real connections and by tests when they need one.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, on, MethodFilter};
+use axum::{Json, Router};
+use serde_json::{json, Map, Value};
+use time::OffsetDateTime;
+
+use crate::auth::{key_from_request, KeyEntry};
+use crate::config::Settings;
+use crate::decode::decode_request;
+use crate::enrich::{client_ip, enrich, RequestContext};
+use crate::error::{IngestError, Rejection};
+use crate::metrics::Metrics;
+use crate::sink::{Line, Sink, SinkError};
+use crate::static_files;
+use crate::validate::{parse_timestamp, validate_message, MessageType};
+
+/// Everything a request needs, shared by all of them.
+#[derive(Clone)]
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub sink: Arc<Sink>,
+    pub metrics: Arc<Metrics>,
+}
+
+/// Which endpoint a request came in on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    Batch,
+    Single(MessageType),
+}
+
+/// API routes, in the order they are documented.
+const API_ROUTES: [(&str, Endpoint); 7] = [
+    ("/v1/batch", Endpoint::Batch),
+    ("/v1/track", Endpoint::Single(MessageType::Track)),
+    ("/v1/identify", Endpoint::Single(MessageType::Identify)),
+    ("/v1/page", Endpoint::Single(MessageType::Page)),
+    ("/v1/screen", Endpoint::Single(MessageType::Screen)),
+    ("/v1/group", Endpoint::Single(MessageType::Group)),
+    ("/v1/alias", Endpoint::Single(MessageType::Alias)),
+];
+
+/// Headers a browser may send cross-origin.
+const ALLOWED_HEADERS: &str = "authorization, content-type, content-encoding";
+/// How long a browser may cache a preflight answer.
+const PREFLIGHT_MAX_AGE_SECS: u32 = 86_400;
+
+/// The whole application.
+pub fn app(state: AppState) -> Router {
+    let mut router = Router::new();
+    for (path, endpoint) in API_ROUTES {
+        router = router.route(
+            path,
+            on(
+                MethodFilter::POST,
+                move |State(s): State<AppState>, req: Request| ingest(s, endpoint, req),
+            )
+            .on(MethodFilter::OPTIONS, preflight),
+        );
+    }
+    router = router
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .method_not_allowed_fallback(|| async { IngestError::MethodNotAllowed });
+    router = match &state.settings.static_dir {
+        Some(dir) => router.fallback_service(static_files::service(dir)),
+        None => router.fallback(|| async { IngestError::NotFound }),
+    };
+    router
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            count_requests,
+        ))
+        .with_state(state)
+}
+
+/// Counts every response by route and status. Route labels are a fixed set.
+async fn count_requests(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    let route = API_ROUTES
+        .iter()
+        .map(|(p, _)| *p)
+        .chain(["/healthz", "/metrics"])
+        .find(|p| *p == path)
+        .unwrap_or(if state.settings.static_dir.is_some() {
+            "static"
+        } else {
+            "other"
+        });
+    let response = next.run(req).await;
+    state.metrics.request(route, response.status().as_u16());
+    response
+}
+
+async fn healthz() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        )],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+// === CORS ===
+
+fn origin_of(headers: &HeaderMap) -> Option<&str> {
+    headers.get(header::ORIGIN).and_then(|v| v.to_str().ok())
+}
+
+/// The `Access-Control-Allow-Origin` value for a response: the request's origin when the key
+/// (or, while the key is unknown, any key) allows it.
+fn allowed_origin(
+    state: &AppState,
+    origin: Option<&str>,
+    key: Option<&KeyEntry>,
+) -> Option<HeaderValue> {
+    let origin = origin?;
+    let allowed = match key {
+        Some(k) => k.allows_origin(origin),
+        None => state.settings.keys.any_allows_origin(origin),
+    };
+    allowed
+        .then(|| HeaderValue::from_str(origin).ok())
+        .flatten()
+}
+
+fn add_cors(response: &mut Response, allow: Option<HeaderValue>) {
+    let h = response.headers_mut();
+    h.insert(header::VARY, HeaderValue::from_static("Origin"));
+    if let Some(origin) = allow {
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+        // Lets the SDK read Retry-After on 429/503.
+        h.insert(
+            header::ACCESS_CONTROL_EXPOSE_HEADERS,
+            HeaderValue::from_static("retry-after"),
+        );
+    }
+}
+
+async fn preflight(State(state): State<AppState>, req: Request) -> Response {
+    let headers = req.headers();
+    let Some(origin) = origin_of(headers) else {
+        // Not a CORS preflight: say what the route accepts.
+        return (
+            StatusCode::NO_CONTENT,
+            [(header::ALLOW, HeaderValue::from_static("POST, OPTIONS"))],
+        )
+            .into_response();
+    };
+    let key = key_from_request(headers, req.uri().query())
+        .ok()
+        .flatten()
+        .and_then(|k| state.settings.keys.lookup(k.key()));
+    let Some(allow) = allowed_origin(&state, Some(origin), key) else {
+        let mut r = IngestError::OriginNotAllowed(origin.to_owned()).into_response();
+        add_cors(&mut r, None);
+        return r;
+    };
+    let mut r = StatusCode::NO_CONTENT.into_response();
+    add_cors(&mut r, Some(allow));
+    let h = r.headers_mut();
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("POST, OPTIONS"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static(ALLOWED_HEADERS),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from(PREFLIGHT_MAX_AGE_SECS),
+    );
+    r
+}
+
+// === ingest ===
+
+async fn ingest(state: AppState, endpoint: Endpoint, req: Request) -> Response {
+    debug_assert_eq!(req.method(), Method::POST);
+    let (parts, body) = req.into_parts();
+    let mut key: Option<&KeyEntry> = None;
+    let result = handle(&state, endpoint, &parts, body, &mut key).await;
+    let allow = allowed_origin(&state, origin_of(&parts.headers), key);
+    let mut response = match result {
+        Ok(()) => Json(json!({"success": true})).into_response(),
+        Err(e) => e.into_response(),
+    };
+    add_cors(&mut response, allow);
+    response
+}
+
+fn authenticate<'a>(state: &'a AppState, key: &str) -> Result<&'a KeyEntry, IngestError> {
+    state
+        .settings
+        .keys
+        .lookup(key)
+        .ok_or_else(|| IngestError::Unauthorized("unknown write key".into()))
+}
+
+fn check_origin(headers: &HeaderMap, key: &KeyEntry) -> Result<(), IngestError> {
+    match origin_of(headers) {
+        Some(origin) if !key.allows_origin(origin) => {
+            Err(IngestError::OriginNotAllowed(origin.to_owned()))
+        }
+        _ => Ok(()),
+    }
+}
+
+async fn handle<'a>(
+    state: &'a AppState,
+    endpoint: Endpoint,
+    parts: &axum::http::request::Parts,
+    body: Body,
+    key_out: &mut Option<&'a KeyEntry>,
+) -> Result<(), IngestError> {
+    let headers = &parts.headers;
+    let settings = &state.settings;
+
+    // A key outside the body is checked before reading it.
+    let outer = key_from_request(headers, parts.uri.query())
+        .map_err(|e| IngestError::Unauthorized(e.to_string()))?;
+    if let Some(k) = &outer {
+        let entry = authenticate(state, k.key())?;
+        *key_out = Some(entry);
+        check_origin(headers, entry)?;
+    }
+
+    let (value, raw_len) = decode_request(headers, body, &settings.limits).await?;
+    state.metrics.bytes_in(raw_len as u64);
+    let Value::Object(mut obj) = value else {
+        return Err(IngestError::InvalidField {
+            field: String::new(),
+            message: "body must be a JSON object".into(),
+        });
+    };
+
+    let entry = match *key_out {
+        Some(e) => e,
+        None => {
+            let key = match obj.get("writeKey") {
+                Some(Value::String(k)) if !k.is_empty() => k,
+                _ => {
+                    return Err(IngestError::Unauthorized(
+                        "missing write key (Basic auth user, body writeKey or ?writeKey=)".into(),
+                    ))
+                }
+            };
+            let e = authenticate(state, key)?;
+            *key_out = Some(e);
+            check_origin(headers, e)?;
+            e
+        }
+    };
+    obj.remove("writeKey");
+
+    // Split the body into messages plus what the request contributes to each.
+    let (messages, batch_context, sent_at, implied) = match endpoint {
+        Endpoint::Batch => {
+            let messages = match obj.remove("batch") {
+                Some(Value::Array(a)) => a,
+                _ => {
+                    return Err(IngestError::InvalidField {
+                        field: "batch".into(),
+                        message: "batch must be an array of messages".into(),
+                    })
+                }
+            };
+            if messages.len() > settings.limits.max_batch_messages {
+                return Err(IngestError::PayloadTooLarge(format!(
+                    "batch has {} messages, more than the {} allowed",
+                    messages.len(),
+                    settings.limits.max_batch_messages
+                )));
+            }
+            let context = match obj.remove("context") {
+                None | Some(Value::Null) => None,
+                Some(Value::Object(c)) => Some(c),
+                Some(_) => {
+                    return Err(IngestError::InvalidField {
+                        field: "context".into(),
+                        message: "context must be an object".into(),
+                    })
+                }
+            };
+            let sent_at = match obj.remove("sentAt") {
+                None | Some(Value::Null) => None,
+                Some(Value::String(s)) if parse_timestamp(&s).is_some() => Some(s),
+                Some(_) => {
+                    return Err(IngestError::InvalidField {
+                        field: "sentAt".into(),
+                        message: "sentAt must be an ISO-8601 date-time with an offset".into(),
+                    })
+                }
+            };
+            (messages, context, sent_at, None)
+        }
+        Endpoint::Single(t) => (vec![Value::Object(obj)], None, None, Some(t)),
+    };
+
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    let ctx = RequestContext {
+        received_at: OffsetDateTime::now_utc(),
+        sent_at: sent_at.as_deref(),
+        batch_context: batch_context.as_ref(),
+        client_ip: client_ip(headers, peer, settings.trust_proxy),
+        user_agent: headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok()),
+        source: entry.source(),
+        keep_ip: settings.keep_ip,
+        trust_client_ip: settings.trust_proxy,
+    };
+
+    let mut lines = Vec::with_capacity(messages.len());
+    let mut rejected: Vec<Rejection> = Vec::new();
+    for (index, message) in messages.into_iter().enumerate() {
+        match validate_message(message, implied, settings.limits.max_message_bytes) {
+            Ok(mut msg) => {
+                let message_id = enrich(&mut msg, &ctx);
+                lines.push(Line {
+                    message_id,
+                    bytes: to_line(msg),
+                });
+            }
+            Err(violation) => {
+                state.metrics.rejected(violation.rule);
+                rejected.push(violation.at(index));
+            }
+        }
+    }
+
+    let accepted = lines.len();
+    if !lines.is_empty() {
+        let outcome = state
+            .sink
+            .append(entry.source(), lines)
+            .await
+            .map_err(|e| match e {
+                SinkError::Closed => IngestError::Unavailable("shutting down".into()),
+                other => IngestError::Unavailable(other.to_string()),
+            })?;
+        state.metrics.accepted(outcome.written as u64);
+        state.metrics.deduplicated(outcome.deduplicated as u64);
+    }
+    if rejected.is_empty() {
+        Ok(())
+    } else {
+        Err(IngestError::Rejected { accepted, rejected })
+    }
+}
+
+/// One NDJSON line: compact JSON (serde_json escapes control characters, so no raw newline can
+/// appear inside) and a terminating `\n`.
+fn to_line(msg: Map<String, Value>) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(512);
+    // Serializing a Value into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut bytes, &Value::Object(msg));
+    bytes.push(b'\n');
+    bytes
+}

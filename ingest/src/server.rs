@@ -1,0 +1,185 @@
+//! The network side: accept loop, connection limits and timeouts, start-up and graceful shutdown.
+//!
+//! hyper-util drives each HTTP/1.1 connection so we control what axum's `serve` does not expose:
+//! a header read timeout (slow-loris), a cap on concurrent connections (a semaphore permit per
+//! connection; past the cap new connections wait in the kernel backlog), and a shutdown that stops
+//! accepting, lets in-flight requests finish (their acks still wait for the sink), and only then
+//! flushes, syncs and finishes every open file.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ConnectInfo;
+use axum::Router;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tower::ServiceExt;
+
+use crate::config::{Settings, DEV_WRITE_KEY};
+use crate::metrics::Metrics;
+use crate::router::{app, AppState};
+use crate::sink::{Sink, SinkOptions};
+
+/// Pause after a failed `accept` (e.g. out of file descriptors) before trying again.
+const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(50);
+
+/// A start-up failure.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("cannot prepare data directory {dir}: {source}")]
+    DataDir { dir: String, source: std::io::Error },
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// Builds the state the router needs, opening the sink (and recovering its files).
+pub fn build_state(settings: Settings) -> Result<AppState, RunError> {
+    let metrics = Arc::new(Metrics::default());
+    let options = SinkOptions {
+        data_dir: settings.data_dir.clone(),
+        fsync: settings.fsync,
+        rotate_bytes: settings.rotate_bytes,
+        dedupe_window: settings.dedupe_window,
+        dedupe_capacity: settings.dedupe_capacity,
+    };
+    let sink =
+        Sink::open(&options, &settings.keys.sources(), metrics.clone()).map_err(|source| {
+            RunError::DataDir {
+                dir: settings.data_dir.display().to_string(),
+                source,
+            }
+        })?;
+    Ok(AppState {
+        settings: Arc::new(settings),
+        sink: Arc::new(sink),
+        metrics,
+    })
+}
+
+/// Runs the server until `shutdown` completes, then drains and syncs.
+pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Result<(), RunError> {
+    let listen = settings.listen;
+    let state = build_state(settings)?;
+    let listener = TcpListener::bind(listen)
+        .await
+        .map_err(|source| RunError::Listen {
+            addr: listen,
+            source,
+        })?;
+    let local = listener.local_addr().map_err(|source| RunError::Listen {
+        addr: listen,
+        source,
+    })?;
+
+    let s = &state.settings;
+    let sources: Vec<String> = s.keys.sources().iter().map(|x| x.to_string()).collect();
+    if s.dev_key_only {
+        tracing::warn!(
+            "no --write-key configured: accepting the development write key `{DEV_WRITE_KEY}` (source `{DEV_WRITE_KEY}`)"
+        );
+    }
+    tracing::info!(
+        address = %local,
+        data_dir = %s.data_dir.display(),
+        sources = ?sources,
+        fsync = ?s.fsync,
+        "events are written to {}/{{source}}/dt=YYYY-MM-DD/HH-SEQ.ndjson",
+        s.data_dir.display()
+    );
+    // The one stdout line scripts wait for (contracts.md).
+    println!("footfall-ingest listening on http://{local}");
+
+    serve(listener, state.clone(), shutdown).await;
+
+    // Every connection is done: no request can still be waiting on the sink.
+    let sink = state.sink.clone();
+    let _ = tokio::task::spawn_blocking(move || sink.shutdown()).await;
+    tracing::info!("shut down cleanly");
+    Ok(())
+}
+
+/// The accept loop. Returns once `shutdown` fired and in-flight connections drained (or the
+/// grace period ran out).
+pub async fn serve(listener: TcpListener, state: AppState, shutdown: impl Future<Output = ()>) {
+    let settings = state.settings.clone();
+    let metrics = state.metrics.clone();
+    let router: Router = app(state);
+    let permits = Arc::new(Semaphore::new(settings.max_connections));
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+
+    loop {
+        let permit = tokio::select! {
+            () = &mut shutdown => break,
+            p = permits.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+        };
+        let (stream, peer) = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(ACCEPT_ERROR_BACKOFF).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let router = router.clone();
+        let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+            req.extensions_mut().insert(ConnectInfo(peer));
+            router.clone().oneshot(req)
+        });
+        let conn = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(settings.header_read_timeout)
+            .serve_connection(TokioIo::new(stream), service);
+        let conn = graceful.watch(conn);
+        let metrics = metrics.clone();
+        tokio::spawn(async move {
+            metrics.connection_opened();
+            if let Err(e) = conn.await {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+            metrics.connection_closed();
+            drop(permit);
+        });
+    }
+
+    drop(listener);
+    tracing::info!("shutdown requested: not accepting; draining in-flight requests");
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(settings.shutdown_grace) => {
+            tracing::warn!("shutdown grace period over; closing remaining connections");
+        }
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot listen for SIGTERM");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+    }
+}

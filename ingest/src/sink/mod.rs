@@ -1,0 +1,144 @@
+//! The NDJSON sink: one writer per source, fed through a queue, acknowledging with group commit.
+//!
+//! Request handlers hand a request's serialized lines to `Sink::append` and wait for the reply.
+//! Each source's writer (a dedicated OS thread: file I/O and `fdatasync` block) takes every job
+//! queued at that moment, drops lines whose messageId it has already written (dedupe), writes
+//! the rest with one `write`, syncs once, and only then replies to all of them. So a 2xx always
+//! means "on disk", concurrent requests never interleave partial lines (one writer), and
+//! durability costs one `fdatasync` per group rather than per request.
+
+mod files;
+mod writer;
+
+pub use files::{
+    finish_file, finished_path, next_seq, open_path, recover_open_files, repair_torn_tail, HourKey,
+    Recovered, NDJSON_SUFFIX, OPEN_SUFFIX,
+};
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+
+use crate::config::FsyncMode;
+use crate::metrics::Metrics;
+use writer::{Command, Writer};
+
+/// One message's serialized line (ending in `\n`) and the id it is deduplicated on.
+#[derive(Debug, Clone)]
+pub struct Line {
+    pub message_id: String,
+    pub bytes: Vec<u8>,
+}
+
+/// What happened to one request's lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Outcome {
+    pub written: usize,
+    pub deduplicated: usize,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SinkError {
+    #[error("write failed: {0}")]
+    Io(String),
+    #[error("the sink is shut down")]
+    Closed,
+    #[error("no stream for source {0:?}")]
+    UnknownSource(String),
+}
+
+/// Sink settings (a subset of `Settings`, so tests can build one directly).
+#[derive(Debug, Clone)]
+pub struct SinkOptions {
+    pub data_dir: PathBuf,
+    pub fsync: FsyncMode,
+    pub rotate_bytes: u64,
+    pub dedupe_window: Duration,
+    pub dedupe_capacity: usize,
+}
+
+/// Handle to every source's writer.
+#[derive(Debug)]
+pub struct Sink {
+    streams: HashMap<Arc<str>, mpsc::Sender<Command>>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Sink {
+    /// Creates the directories, finishes files left `.open` by a previous run (repairing torn
+    /// last lines, logged) and starts one writer per source.
+    pub fn open(
+        options: &SinkOptions,
+        sources: &[Arc<str>],
+        metrics: Arc<Metrics>,
+    ) -> std::io::Result<Self> {
+        files::create_private_dir(&options.data_dir)?;
+        let mut streams = HashMap::new();
+        let mut threads = Vec::new();
+        for source in sources {
+            let dir = options.data_dir.join(&**source);
+            files::create_private_dir(&dir)?;
+            for rec in recover_open_files(&dir)? {
+                if rec.torn_bytes > 0 {
+                    tracing::warn!(path = %rec.path.display(), torn_bytes = rec.torn_bytes,
+                        "truncated a torn last line left by a crash");
+                } else {
+                    tracing::info!(path = %rec.path.display(), "finished a file left open by the previous run");
+                }
+            }
+            let (tx, rx) = mpsc::channel();
+            let writer = Writer::new(source.clone(), dir, options, metrics.clone());
+            let handle = std::thread::Builder::new()
+                .name(format!("sink-{source}"))
+                .spawn(move || writer.run(rx))?;
+            streams.insert(source.clone(), tx);
+            threads.push(handle);
+        }
+        Ok(Self {
+            streams,
+            threads: Mutex::new(threads),
+        })
+    }
+
+    /// Queues a request's lines and waits until they are written (and synced with
+    /// `--fsync always`). On error nothing of this request was acknowledged.
+    pub async fn append(&self, source: &str, lines: Vec<Line>) -> Result<Outcome, SinkError> {
+        let tx = self
+            .streams
+            .get(source)
+            .ok_or_else(|| SinkError::UnknownSource(source.to_owned()))?;
+        let (reply, rx) = oneshot::channel();
+        tx.send(Command::Append { lines, reply })
+            .map_err(|_| SinkError::Closed)?;
+        rx.await.map_err(|_| SinkError::Closed)?
+    }
+
+    /// Stops every writer after the jobs already queued: each syncs and renames its open file.
+    /// Blocks until they are done; call from `spawn_blocking` in async code.
+    pub fn shutdown(&self) {
+        for tx in self.streams.values() {
+            let _ = tx.send(Command::Shutdown);
+        }
+        let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
+        for t in threads {
+            let _ = t.join();
+        }
+    }
+
+    /// The data directory of a source.
+    pub fn source_dir(data_dir: &Path, source: &str) -> PathBuf {
+        data_dir.join(source)
+    }
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        // Dropping the senders lets each writer finish its file; join so that happens before exit.
+        self.shutdown();
+    }
+}

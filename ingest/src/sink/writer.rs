@@ -1,0 +1,434 @@
+//! One source's writer thread: group commit, dedupe, rotation.
+//!
+//! The thread owns the open file and the dedupe window, so "is this id written?" and "write it"
+//! happen in one place, in order, with no lock: an id enters the window only after its group's
+//! write (and sync) succeeded, and a duplicate queued in the same group is caught by the group's
+//! own pending set. A failed write is cut back to the file's previous length so no unacknowledged
+//! partial line stays behind; if even that fails the file is abandoned and finished by the same
+//! torn-tail repair the start-up recovery uses.
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use time::OffsetDateTime;
+use tokio::sync::oneshot;
+
+use super::files::{self, HourKey};
+use super::{Line, Outcome, SinkError, SinkOptions};
+use crate::config::FsyncMode;
+use crate::dedupe::{DedupeKey, DedupeWindow, KeyHasher};
+use crate::metrics::Metrics;
+
+/// Most bytes one group commit gathers before writing (bounds the buffer, not the latency).
+const MAX_GROUP_BYTES: usize = 16 * 1024 * 1024;
+/// How often an idle writer wakes to rotate on the hour.
+const IDLE_TICK: Duration = Duration::from_secs(1);
+
+pub enum Command {
+    Append {
+        lines: Vec<Line>,
+        reply: oneshot::Sender<Result<Outcome, SinkError>>,
+    },
+    Shutdown,
+}
+
+struct OpenFile {
+    file: File,
+    path: PathBuf,
+    key: HourKey,
+    size: u64,
+}
+
+pub struct Writer {
+    source: Arc<str>,
+    dir: PathBuf,
+    fsync: FsyncMode,
+    rotate_bytes: u64,
+    current: Option<OpenFile>,
+    dedupe: DedupeWindow,
+    hasher: KeyHasher,
+    metrics: Arc<Metrics>,
+}
+
+type Job = (Vec<Line>, oneshot::Sender<Result<Outcome, SinkError>>);
+
+impl Writer {
+    pub fn new(
+        source: Arc<str>,
+        dir: PathBuf,
+        options: &SinkOptions,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Self {
+            source,
+            dir,
+            fsync: options.fsync,
+            rotate_bytes: options.rotate_bytes,
+            current: None,
+            dedupe: DedupeWindow::new(options.dedupe_window, options.dedupe_capacity),
+            hasher: KeyHasher::default(),
+            metrics,
+        }
+    }
+
+    pub fn run(mut self, rx: Receiver<Command>) {
+        let mut stop = false;
+        while !stop {
+            let first = match rx.recv_timeout(IDLE_TICK) {
+                Ok(Command::Append { lines, reply }) => (lines, reply),
+                Ok(Command::Shutdown) | Err(RecvTimeoutError::Disconnected) => break,
+                Err(RecvTimeoutError::Timeout) => {
+                    self.rotate_if_hour_changed(OffsetDateTime::now_utc());
+                    continue;
+                }
+            };
+            // Group commit: everything queued right now goes into this one write + sync.
+            let mut bytes: usize = first.0.iter().map(|l| l.bytes.len()).sum();
+            let mut jobs = vec![first];
+            while bytes < MAX_GROUP_BYTES {
+                match rx.try_recv() {
+                    Ok(Command::Append { lines, reply }) => {
+                        bytes += lines.iter().map(|l| l.bytes.len()).sum::<usize>();
+                        jobs.push((lines, reply));
+                    }
+                    Ok(Command::Shutdown) => {
+                        stop = true;
+                        break;
+                    }
+                    Err(_) => break,
+                }
+            }
+            self.commit(jobs);
+        }
+        self.finish_current(true);
+    }
+
+    fn commit(&mut self, jobs: Vec<Job>) {
+        let now = Instant::now();
+        let mut buf =
+            Vec::with_capacity(jobs.iter().flat_map(|j| &j.0).map(|l| l.bytes.len()).sum());
+        let mut pending: HashSet<DedupeKey> = HashSet::new();
+        let mut outcomes = Vec::with_capacity(jobs.len());
+        for (lines, _) in &jobs {
+            let mut outcome = Outcome::default();
+            for line in lines {
+                let key = self.hasher.key(&self.source, &line.message_id);
+                if self.dedupe.contains(key, now) || !pending.insert(key) {
+                    outcome.deduplicated += 1;
+                } else {
+                    buf.extend_from_slice(&line.bytes);
+                    outcome.written += 1;
+                }
+            }
+            outcomes.push(outcome);
+        }
+        let result = if buf.is_empty() {
+            Ok(())
+        } else {
+            self.append(&buf, OffsetDateTime::now_utc())
+        };
+        match result {
+            Ok(()) => {
+                for key in pending {
+                    self.dedupe.insert(key, now);
+                }
+                self.metrics.commit(jobs.len() as u64);
+                for ((_, reply), outcome) in jobs.into_iter().zip(outcomes) {
+                    let _ = reply.send(Ok(outcome));
+                }
+            }
+            Err(e) => {
+                self.metrics.write_error();
+                tracing::error!(source = %self.source, error = %e, "write failed; nothing acknowledged");
+                let err = SinkError::Io(e.to_string());
+                for (_, reply) in jobs {
+                    let _ = reply.send(Err(err.clone()));
+                }
+            }
+        }
+    }
+
+    /// Writes `buf` (whole lines) to the current file, syncing per `--fsync`.
+    fn append(&mut self, buf: &[u8], now: OffsetDateTime) -> std::io::Result<()> {
+        let key = HourKey::of(now);
+        let rotate = match &self.current {
+            Some(f) => {
+                f.key != key || (f.size > 0 && f.size + buf.len() as u64 > self.rotate_bytes)
+            }
+            None => false,
+        };
+        if rotate {
+            self.finish_current(false);
+        }
+        if self.current.is_none() {
+            self.current = Some(self.create_file(key)?);
+        }
+        let Some(f) = self.current.as_mut() else {
+            unreachable!("a file was just opened")
+        };
+        let before = f.size;
+        let started = Instant::now();
+        let written = f.file.write_all(buf);
+        self.metrics.write_latency.observe(started.elapsed());
+        let synced = written.and_then(|()| {
+            if self.fsync == FsyncMode::Always {
+                let started = Instant::now();
+                let r = f.file.sync_data();
+                self.metrics.fsync_latency.observe(started.elapsed());
+                r
+            } else {
+                Ok(())
+            }
+        });
+        match synced {
+            Ok(()) => {
+                f.size += buf.len() as u64;
+                Ok(())
+            }
+            Err(e) => {
+                // Cut the unacknowledged bytes back out; if the file cannot even be truncated,
+                // stop using it and let the torn-tail repair finish it.
+                if f.file
+                    .set_len(before)
+                    .and_then(|()| f.file.sync_data())
+                    .is_err()
+                {
+                    let path = f.path.clone();
+                    self.current = None;
+                    if let Err(e) = files::finish_file(&path) {
+                        tracing::error!(path = %path.display(), error = %e, "could not finish a failed file; it is repaired at the next start");
+                    }
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn create_file(&self, key: HourKey) -> std::io::Result<OpenFile> {
+        let day_dir = self.dir.join(&key.day);
+        files::create_private_dir(&day_dir)?;
+        let seq = files::next_seq(&day_dir, key.hour)?;
+        let path = files::open_path(&self.dir, &key, seq);
+        let file = files::create_data_file(&path)?;
+        if self.fsync == FsyncMode::Always {
+            // The new name must survive a crash as surely as the lines written into it.
+            files::sync_dir(&day_dir)?;
+            files::sync_dir(&self.dir)?;
+        }
+        tracing::debug!(path = %path.display(), "opened data file");
+        Ok(OpenFile {
+            file,
+            path,
+            key,
+            size: 0,
+        })
+    }
+
+    fn rotate_if_hour_changed(&mut self, now: OffsetDateTime) {
+        if self
+            .current
+            .as_ref()
+            .is_some_and(|f| f.key != HourKey::of(now))
+        {
+            self.finish_current(false);
+        }
+    }
+
+    /// Syncs (always on shutdown, else per `--fsync`) and renames the open file to `.ndjson`.
+    fn finish_current(&mut self, shutting_down: bool) {
+        let Some(f) = self.current.take() else { return };
+        let sync = shutting_down || self.fsync == FsyncMode::Always;
+        let result = (|| {
+            if sync {
+                f.file.sync_all()?;
+            }
+            drop(f.file);
+            let done = files::finished_path(&f.path);
+            std::fs::rename(&f.path, &done)?;
+            if sync {
+                if let Some(dir) = done.parent() {
+                    files::sync_dir(dir)?;
+                }
+            }
+            Ok::<_, std::io::Error>(done)
+        })();
+        match result {
+            Ok(done) => tracing::debug!(path = %done.display(), "finished data file"),
+            Err(e) => {
+                tracing::error!(path = %f.path.display(), error = %e, "could not finish data file")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+
+    fn options(dir: &std::path::Path, rotate_bytes: u64) -> SinkOptions {
+        SinkOptions {
+            data_dir: dir.to_owned(),
+            fsync: FsyncMode::Always,
+            rotate_bytes,
+            dedupe_window: Duration::from_secs(3600),
+            dedupe_capacity: 1000,
+        }
+    }
+
+    fn line(id: &str) -> Line {
+        Line {
+            message_id: id.into(),
+            bytes: format!("{{\"messageId\":\"{id}\"}}\n").into_bytes(),
+        }
+    }
+
+    fn all_files(dir: &std::path::Path) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for day in std::fs::read_dir(dir).unwrap() {
+            let day = day.unwrap().path();
+            for f in std::fs::read_dir(&day).unwrap() {
+                let p = f.unwrap().path();
+                let name = format!(
+                    "{}/{}",
+                    day.file_name().unwrap().to_string_lossy(),
+                    p.file_name().unwrap().to_string_lossy()
+                );
+                out.push((name, std::fs::read_to_string(&p).unwrap()));
+            }
+        }
+        out.sort();
+        out
+    }
+
+    fn send(
+        tx: &mpsc::Sender<Command>,
+        lines: Vec<Line>,
+    ) -> oneshot::Receiver<Result<Outcome, SinkError>> {
+        let (reply, rx) = oneshot::channel();
+        tx.send(Command::Append { lines, reply }).unwrap();
+        rx
+    }
+
+    #[test]
+    fn group_commit_dedupes_within_and_across_groups_and_rotates_by_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let metrics = Arc::new(Metrics::default());
+        // Each line is 19 bytes and files rotate past 40: the first group (57 bytes) overshoots
+        // in one file because a group is never split; the next group starts a new file.
+        let w = Writer::new(
+            "web".into(),
+            dir.path().to_owned(),
+            &options(dir.path(), 40),
+            metrics.clone(),
+        );
+        let (tx, rx) = mpsc::channel();
+        // Queue three jobs before the writer starts: they form one group.
+        let a = send(&tx, vec![line("m1"), line("m2")]);
+        let b = send(&tx, vec![line("m2"), line("m3")]);
+        let c = send(&tx, vec![line("m1")]);
+        let handle = std::thread::spawn(move || w.run(rx));
+        assert_eq!(
+            a.blocking_recv().unwrap().unwrap(),
+            Outcome {
+                written: 2,
+                deduplicated: 0
+            }
+        );
+        assert_eq!(
+            b.blocking_recv().unwrap().unwrap(),
+            Outcome {
+                written: 1,
+                deduplicated: 1
+            }
+        );
+        assert_eq!(
+            c.blocking_recv().unwrap().unwrap(),
+            Outcome {
+                written: 0,
+                deduplicated: 1
+            }
+        );
+        // A later group: m3 is remembered, m4 is new and does not fit in the current file.
+        let d = send(&tx, vec![line("m3"), line("m4")]);
+        assert_eq!(
+            d.blocking_recv().unwrap().unwrap(),
+            Outcome {
+                written: 1,
+                deduplicated: 1
+            }
+        );
+        tx.send(Command::Shutdown).unwrap();
+        handle.join().unwrap();
+
+        let files = all_files(dir.path());
+        assert_eq!(files.len(), 2, "{files:?}");
+        assert!(files[0].0.ends_with("-0000.ndjson"), "{files:?}");
+        assert!(files[1].0.ends_with("-0001.ndjson"), "{files:?}");
+        let text: String = files.iter().map(|f| f.1.as_str()).collect();
+        let ids: Vec<&str> = text.lines().collect();
+        assert_eq!(ids.len(), 4);
+        for id in ["m1", "m2", "m3", "m4"] {
+            assert_eq!(text.matches(&format!("\"{id}\"")).count(), 1, "{id}");
+        }
+        assert!(metrics.fsync_latency.count() >= 2);
+    }
+
+    #[test]
+    fn rotates_on_the_hour() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = Writer::new(
+            "web".into(),
+            dir.path().to_owned(),
+            &options(dir.path(), 1 << 20),
+            Arc::new(Metrics::default()),
+        );
+        let t = time::macros::datetime!(2024-05-01 10:59:59 UTC);
+        w.append(b"{\"a\":1}\n", t).unwrap();
+        w.append(b"{\"a\":2}\n", t + time::Duration::seconds(2))
+            .unwrap();
+        // Still open; an idle tick in the next hour finishes it.
+        w.rotate_if_hour_changed(t + time::Duration::hours(2));
+        assert!(w.current.is_none());
+        let files = all_files(dir.path());
+        assert_eq!(
+            files,
+            vec![
+                (
+                    "dt=2024-05-01/10-0000.ndjson".to_owned(),
+                    "{\"a\":1}\n".to_owned()
+                ),
+                (
+                    "dt=2024-05-01/11-0000.ndjson".to_owned(),
+                    "{\"a\":2}\n".to_owned()
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn failed_write_acknowledges_nothing_and_remembers_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let metrics = Arc::new(Metrics::default());
+        let mut w = Writer::new(
+            "web".into(),
+            dir.path().join("missing-parent/x"),
+            &options(dir.path(), 1 << 20),
+            metrics.clone(),
+        );
+        // Make the source directory impossible to create: a file sits where its parent should be.
+        std::fs::write(dir.path().join("missing-parent"), b"").unwrap();
+        let (reply, rx) = oneshot::channel();
+        w.commit(vec![(vec![line("m1")], reply)]);
+        assert!(matches!(rx.blocking_recv().unwrap(), Err(SinkError::Io(_))));
+        assert!(w.dedupe.is_empty());
+        assert!(metrics
+            .render()
+            .contains("footfall_sink_write_errors_total 1"));
+    }
+}
