@@ -1,0 +1,665 @@
+//! Integration tests against the real `footfall-ingest` binary on an ephemeral loopback port.
+//!
+//! Each test starts its own process with its own data directory, talks to it with a real HTTP
+//! client (reqwest) or a raw socket (for transport-level cases: stalled bodies, slow headers,
+//! connection caps, shutdown mid-request) and asserts on the NDJSON files it leaves behind.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const BIN: &str = env!("CARGO_BIN_EXE_footfall-ingest");
+
+struct Server {
+    child: Child,
+    port: u16,
+    dir: tempfile::TempDir,
+    client: reqwest::Client,
+}
+
+impl Server {
+    fn start(args: &[&str]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        Self::start_in(dir, args)
+    }
+
+    fn start_in(dir: tempfile::TempDir, args: &[&str]) -> Self {
+        let stderr = std::fs::File::create(dir.path().join("stderr.log")).unwrap();
+        let mut child = Command::new(BIN)
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--log-format",
+                "json",
+                "--data-dir",
+            ])
+            .arg(dir.path().join("data"))
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let prefix = "footfall-ingest listening on http://127.0.0.1:";
+        let port = line
+            .trim_end()
+            .strip_prefix(prefix)
+            .unwrap_or_else(|| {
+                panic!(
+                    "unexpected stdout {line:?}; stderr: {}",
+                    std::fs::read_to_string(dir.path().join("stderr.log")).unwrap_or_default()
+                )
+            })
+            .parse()
+            .unwrap();
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap();
+        Self {
+            child,
+            port,
+            dir,
+            client,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{}", self.port, path)
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("stderr.log")).unwrap_or_default()
+    }
+
+    async fn post(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> (u16, Value) {
+        let resp = self
+            .client
+            .post(self.url(path))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        status_json(resp).await
+    }
+
+    async fn post_json(&self, path: &str, body: Value) -> (u16, Value) {
+        self.post(path, "application/json", body.to_string()).await
+    }
+
+    fn sigterm(&self) {
+        // SAFETY: sending a signal to our own child process by its pid.
+        let rc = unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        assert_eq!(rc, 0);
+    }
+
+    fn wait_exit(&mut self, within: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "server did not exit; stderr:\n{}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn status_json(resp: reqwest::Response) -> (u16, Value) {
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+/// Every line of every `*.ndjson` and `*.ndjson.open` file, parsed; panics on a torn line.
+fn read_lines(dir: &Path) -> Vec<Value> {
+    data_files(dir)
+        .iter()
+        .flat_map(|p| {
+            let text = std::fs::read_to_string(p).unwrap();
+            assert!(text.is_empty() || text.ends_with('\n'), "torn file {p:?}");
+            text.lines()
+                .map(|l| serde_json::from_str::<Value>(l).expect("one JSON object per line"))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+fn data_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries {
+            let p = e.unwrap().path();
+            let name = p.to_string_lossy().into_owned();
+            if p.is_dir() {
+                stack.push(p);
+            } else if name.ends_with(".ndjson") || name.ends_with(".ndjson.open") {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    enc.write_all(data).unwrap();
+    enc.finish().unwrap()
+}
+
+fn track(id: &str) -> Value {
+    json!({"type":"track","event":"Clicked","anonymousId":"a1","messageId":id})
+}
+
+/// Sends raw bytes and reads until the server closes or `within` passes.
+async fn raw_exchange(port: u16, request: &[u8], within: Duration) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    s.write_all(request).await.unwrap();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(within, s.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[tokio::test]
+async fn every_endpoint_each_auth_form_and_body_encoding() {
+    let srv = Server::start(&["--write-key", "k-web:web", "--write-key", "k-app:app"]);
+    // Body writeKey, text/plain (what beacons send).
+    let (s, b) = srv
+        .post(
+            "/v1/batch",
+            "text/plain;charset=UTF-8",
+            json!({"writeKey":"k-web","batch":[track("b1"), track("b2")]}).to_string(),
+        )
+        .await;
+    assert_eq!((s, b), (200, json!({"success":true})));
+    // ?writeKey= on each single-message endpoint.
+    for (path, msg) in [
+        (
+            "/v1/track",
+            json!({"event":"E","userId":"u","messageId":"t1"}),
+        ),
+        (
+            "/v1/identify",
+            json!({"userId":"u","traits":{"a":1},"messageId":"i1"}),
+        ),
+        (
+            "/v1/page",
+            json!({"anonymousId":"a","name":"Home","messageId":"p1"}),
+        ),
+        (
+            "/v1/screen",
+            json!({"anonymousId":"a","name":"S","messageId":"s1"}),
+        ),
+        (
+            "/v1/group",
+            json!({"userId":"u","groupId":"g","messageId":"g1"}),
+        ),
+        (
+            "/v1/alias",
+            json!({"userId":"u","previousId":"a","messageId":"a1"}),
+        ),
+    ] {
+        let (s, b) = srv.post_json(&format!("{path}?writeKey=k-web"), msg).await;
+        assert_eq!(s, 200, "{path}: {b}");
+    }
+    // Basic auth, gzip body.
+    let body = gzip(json!({"batch":[track("z1")]}).to_string().as_bytes());
+    let resp = srv
+        .client
+        .post(srv.url("/v1/batch"))
+        .basic_auth("k-app", Some(""))
+        .header("content-type", "application/json")
+        .header("content-encoding", "gzip")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status_json(resp).await, (200, json!({"success":true})));
+
+    let lines = read_lines(&srv.data());
+    assert_eq!(lines.len(), 9);
+    let by_id = |id: &str| lines.iter().find(|l| l["messageId"] == id).unwrap().clone();
+    assert_eq!(by_id("z1")["source"], "app");
+    for id in ["b1", "b2", "t1", "i1", "p1", "s1", "g1", "a1"] {
+        assert_eq!(by_id(id)["source"], "web", "{id}");
+    }
+    assert_eq!(by_id("g1")["type"], "group");
+    // One folder per source, Hive-style day folders, HH-SEQ file names.
+    for file in data_files(&srv.data()) {
+        let rel = file
+            .strip_prefix(srv.data())
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        let parts: Vec<&str> = rel.split('/').collect();
+        assert!(["web", "app"].contains(&parts[0]), "{rel}");
+        assert!(parts[1].starts_with("dt=") && parts[1].len() == 13, "{rel}");
+        assert!(
+            parts[2].ends_with(".ndjson.open") && parts[2].as_bytes()[2] == b'-',
+            "{rel}"
+        );
+    }
+    let all = std::fs::read_to_string(&data_files(&srv.data())[0]).unwrap();
+    assert!(!all.contains("k-web") && !all.contains("k-app"));
+}
+
+#[tokio::test]
+async fn limits_and_error_bodies() {
+    let srv = Server::start(&[
+        "--max-request-bytes",
+        "4000",
+        "--max-message-bytes",
+        "1000",
+        "--max-batch-messages",
+        "5",
+        "--body-read-timeout",
+        "1",
+    ]);
+    // 401: missing and unknown keys.
+    let (s, b) = srv
+        .post_json("/v1/batch", json!({"batch":[track("x")]}))
+        .await;
+    assert_eq!(s, 401);
+    assert_eq!(b["error"]["code"], "unauthorized");
+    let (s, _) = srv
+        .post_json("/v1/batch?writeKey=nope", json!({"batch":[track("x")]}))
+        .await;
+    assert_eq!(s, 401);
+    // 415
+    let (s, b) = srv
+        .post("/v1/batch?writeKey=dev", "application/xml", "<x/>")
+        .await;
+    assert_eq!(s, 415);
+    assert_eq!(b["error"]["code"], "unsupported_media_type");
+    // 413: Content-Length over the cap (answered without reading the body).
+    let (s, b) = srv
+        .post(
+            "/v1/batch?writeKey=dev",
+            "application/json",
+            vec![b' '; 4001],
+        )
+        .await;
+    assert_eq!(s, 413);
+    assert_eq!(b["error"]["code"], "payload_too_large");
+    let resp = raw_exchange(
+        srv.port,
+        b"POST /v1/batch?writeKey=dev HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 999999999\r\n\r\n{",
+        Duration::from_secs(3),
+    )
+    .await;
+    assert!(resp.starts_with("HTTP/1.1 413"), "{resp}");
+    // 413: decoded size over the cap, from a small gzip body.
+    let bomb = gzip(
+        json!({"writeKey":"dev","batch":[],"pad":"0".repeat(1_000_000)})
+            .to_string()
+            .as_bytes(),
+    );
+    assert!(bomb.len() < 4000);
+    let resp = srv
+        .client
+        .post(srv.url("/v1/batch"))
+        .header("content-type", "application/json")
+        .header("content-encoding", "gzip")
+        .body(bomb)
+        .send()
+        .await
+        .unwrap();
+    let (s, b) = status_json(resp).await;
+    assert_eq!(s, 413);
+    assert!(
+        b["error"]["message"].as_str().unwrap().contains("decoded"),
+        "{b}"
+    );
+    // 413: too many messages.
+    let six: Vec<Value> = (0..6).map(|i| track(&format!("m{i}"))).collect();
+    let (s, _) = srv
+        .post_json("/v1/batch?writeKey=dev", json!({"batch":six}))
+        .await;
+    assert_eq!(s, 413);
+    // 400: invalid JSON, with the parser's message.
+    let (s, b) = srv
+        .post(
+            "/v1/batch?writeKey=dev",
+            "application/json",
+            "{\"batch\":[}",
+        )
+        .await;
+    assert_eq!(s, 400);
+    assert_eq!(b["error"]["code"], "invalid_json");
+    assert!(!b["error"]["message"].as_str().unwrap().is_empty());
+    // 408: the body stalls.
+    let started = Instant::now();
+    let resp = raw_exchange(
+        srv.port,
+        b"POST /v1/batch?writeKey=dev HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"batch\":",
+        Duration::from_secs(5),
+    )
+    .await;
+    assert!(resp.starts_with("HTTP/1.1 408"), "{resp}");
+    assert!(resp.contains("request_timeout"), "{resp}");
+    assert!(started.elapsed() < Duration::from_secs(4));
+    assert!(read_lines(&srv.data()).is_empty());
+}
+
+#[tokio::test]
+async fn slow_headers_are_cut_off() {
+    let srv = Server::start(&["--header-read-timeout", "1"]);
+    let started = Instant::now();
+    // Headers that never finish: the server closes the connection after the timeout.
+    let resp = raw_exchange(
+        srv.port,
+        b"POST /v1/batch HTTP/1.1\r\nHost: x\r\n",
+        Duration::from_secs(5),
+    )
+    .await;
+    let elapsed = started.elapsed();
+    assert!(!resp.contains("200"), "{resp}");
+    assert!(
+        elapsed >= Duration::from_millis(900) && elapsed < Duration::from_secs(4),
+        "{elapsed:?}"
+    );
+    // The server is still healthy.
+    let resp = srv.client.get(srv.url("/healthz")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+}
+
+#[tokio::test]
+async fn connection_cap_holds_further_connections_back() {
+    let srv = Server::start(&["--max-connections", "2"]);
+    let idle1 = TcpStream::connect(("127.0.0.1", srv.port)).await.unwrap();
+    let _idle2 = TcpStream::connect(("127.0.0.1", srv.port)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let short = reqwest::Client::builder()
+        .timeout(Duration::from_millis(500))
+        .build()
+        .unwrap();
+    assert!(
+        short.get(srv.url("/healthz")).send().await.is_err(),
+        "third connection was served"
+    );
+    drop(idle1);
+    let resp = srv.client.get(srv.url("/healthz")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+}
+
+#[tokio::test]
+async fn partial_batches_dedupe_skew_and_ip_anonymisation() {
+    let srv = Server::start(&[]);
+    let sent_at = "2020-01-01T00:01:00.000Z";
+    let (s, b) = srv
+        .post_json(
+            "/v1/batch?writeKey=dev",
+            json!({"sentAt": sent_at, "batch":[
+                {"type":"track","event":"Skewed","userId":"u","anonymousId":null,"messageId":"s1",
+                 "timestamp":"2020-01-01T00:00:00.000Z"},
+                {"type":"track","userId":"u","messageId":"bad"},
+                {"type":"identify","anonymousId":"a","messageId":"s2"},
+            ]}),
+        )
+        .await;
+    assert_eq!(s, 400);
+    assert_eq!(b["accepted"], 2);
+    assert_eq!(
+        b["rejected"],
+        json!([{"index":1,"field":"event","rule":"required","message":"event is required"}])
+    );
+
+    // Resending the whole batch (a client retry) writes nothing new.
+    let (s, _) = srv
+        .post_json(
+            "/v1/batch?writeKey=dev",
+            json!({"batch":[track("s1"), track("s2"), track("s3")]}),
+        )
+        .await;
+    assert_eq!(s, 200);
+
+    let lines = read_lines(&srv.data());
+    let ids: Vec<&str> = lines
+        .iter()
+        .map(|l| l["messageId"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 3, "{ids:?}");
+    let skewed = lines.iter().find(|l| l["messageId"] == "s1").unwrap();
+    assert_eq!(skewed["event"], "Skewed");
+    assert_eq!(skewed["originalTimestamp"], "2020-01-01T00:00:00.000Z");
+    let parse = |v: &Value| {
+        time::OffsetDateTime::parse(
+            v.as_str().unwrap(),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .unwrap()
+    };
+    // The client stamped the event 60 s before sending: timestamp = receivedAt − 60 s.
+    assert_eq!(
+        parse(&skewed["receivedAt"]) - parse(&skewed["timestamp"]),
+        time::Duration::seconds(60)
+    );
+    assert!(parse(&skewed["receivedAt"]).year() >= 2025);
+    assert_eq!(skewed["context"]["ip"], "127.0.0.0");
+
+    let metrics = srv
+        .client
+        .get(srv.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("footfall_messages_deduplicated_total 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("footfall_messages_rejected_total{rule=\"required\"} 1"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn forwarded_for_and_keep_ip() {
+    // Without --trust-proxy X-Forwarded-For is ignored; with it, the leftmost address is used.
+    for (args, want) in [
+        (vec![], "127.0.0.0"),
+        (vec!["--trust-proxy"], "2001:db8:1::"),
+        (vec!["--trust-proxy", "--keep-ip"], "2001:db8:1:2::3"),
+    ] {
+        let srv = Server::start(&args);
+        let resp = srv
+            .client
+            .post(srv.url("/v1/track?writeKey=dev"))
+            .header("content-type", "application/json")
+            .header("x-forwarded-for", "2001:db8:1:2::3, 10.0.0.1")
+            .header("user-agent", "Agent/9")
+            .body(json!({"event":"E","userId":"u"}).to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let lines = read_lines(&srv.data());
+        assert_eq!(lines[0]["context"]["ip"], want, "{args:?}");
+        assert_eq!(lines[0]["context"]["userAgent"], "Agent/9");
+    }
+}
+
+#[tokio::test]
+async fn cors_preflight_over_http() {
+    let srv = Server::start(&[
+        "--write-key",
+        "shop",
+        "--allowed-origin",
+        "shop=https://shop.example",
+    ]);
+    let resp = srv
+        .client
+        .request(reqwest::Method::OPTIONS, srv.url("/v1/batch"))
+        .header("origin", "https://shop.example")
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "content-type")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    assert_eq!(
+        resp.headers()["access-control-allow-origin"],
+        "https://shop.example"
+    );
+    assert!(resp.headers()["access-control-allow-methods"]
+        .to_str()
+        .unwrap()
+        .contains("POST"));
+    let resp = srv
+        .client
+        .request(reqwest::Method::OPTIONS, srv.url("/v1/batch"))
+        .header("origin", "https://evil.example")
+        .header("access-control-request-method", "POST")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    assert!(resp.headers().get("access-control-allow-origin").is_none());
+}
+
+#[tokio::test]
+async fn sigterm_drains_the_in_flight_request_and_exits_zero() {
+    let mut srv = Server::start(&[]);
+    let body = json!({"writeKey":"dev","batch":[track("drain-1")]}).to_string();
+    let (head, tail) = body.split_at(body.len() / 2);
+    let mut s = TcpStream::connect(("127.0.0.1", srv.port)).await.unwrap();
+    let request = format!(
+        "POST /v1/batch HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{head}",
+        body.len()
+    );
+    s.write_all(request.as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    srv.sigterm();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // No longer accepting.
+    assert!(TcpStream::connect(("127.0.0.1", srv.port)).await.is_err());
+    // The in-flight request completes and is acknowledged.
+    s.write_all(tail.as_bytes()).await.unwrap();
+    let mut resp = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut resp))
+        .await
+        .unwrap()
+        .unwrap();
+    let resp = String::from_utf8_lossy(&resp);
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    assert!(resp.ends_with("{\"success\":true}"), "{resp}");
+
+    let status = srv.wait_exit(Duration::from_secs(10));
+    assert!(status.success(), "{status:?}\n{}", srv.stderr());
+    // Flushed, synced and finished: the file lost its `.open` suffix.
+    let files = data_files(&srv.data());
+    assert_eq!(files.len(), 1);
+    assert!(files[0].to_string_lossy().ends_with(".ndjson"), "{files:?}");
+    let lines = read_lines(&srv.data());
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["messageId"], "drain-1");
+}
+
+#[tokio::test]
+async fn torn_last_line_is_repaired_on_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let day = dir.path().join("data/dev/dt=2024-01-01");
+    std::fs::create_dir_all(&day).unwrap();
+    std::fs::write(
+        day.join("10-0000.ndjson.open"),
+        b"{\"messageId\":\"whole\"}\n{\"messageId\":\"to",
+    )
+    .unwrap();
+    let srv = Server::start_in(dir, &[]);
+    let repaired = day.join("10-0000.ndjson");
+    assert_eq!(
+        std::fs::read(&repaired).unwrap(),
+        b"{\"messageId\":\"whole\"}\n"
+    );
+    assert!(!day.join("10-0000.ndjson.open").exists());
+    let log = srv.stderr();
+    assert!(
+        log.contains("torn") && log.contains("10-0000.ndjson.open"),
+        "{log}"
+    );
+}
+
+#[test]
+fn bad_configuration_exits_non_zero_with_one_line() {
+    for args in [
+        vec!["--write-key", "k:../../etc"],
+        vec!["--fsync", "maybe"],
+        vec!["--listen", "localhost"],
+        vec!["--max-request-bytes", "0"],
+        vec!["--allowed-origin", "ghost=https://x.example"],
+    ] {
+        let out = Command::new(BIN).args(&args).output().unwrap();
+        assert!(!out.status.success(), "{args:?}");
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: {stderr}");
+        assert!(stderr.starts_with("footfall-ingest: "), "{stderr}");
+        assert!(out.stdout.is_empty());
+    }
+    // Env vars are read too.
+    let out = Command::new(BIN)
+        .env("FOOTFALL_FSYNC", "maybe")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let help = Command::new(BIN).arg("--help").output().unwrap();
+    assert!(help.status.success());
+    let help = String::from_utf8(help.stdout).unwrap();
+    for flag in [
+        "--listen",
+        "--data-dir",
+        "--write-key",
+        "--allowed-origin",
+        "--fsync",
+        "--max-message-bytes",
+        "--max-request-bytes",
+        "--max-batch-messages",
+        "--keep-ip",
+        "--trust-proxy",
+        "--log-format",
+        "--static-dir",
+        "FOOTFALL_LISTEN",
+    ] {
+        assert!(help.contains(flag), "--help lacks {flag}");
+    }
+}
