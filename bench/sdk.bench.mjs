@@ -52,6 +52,8 @@ const SUBJECTS = [
     version: pkgVersion('posthog-js') },
   { id: 'segment', name: '@segment/analytics-next', page: 'segment.html', collector: 'sink', peer: true,
     version: pkgVersion('@segment/analytics-next') },
+  // The harness floor: an inline module script and an empty `track` — what every figure sits on.
+  { id: 'empty', name: 'empty page', page: 'empty.html', collector: 'sink', baseline: true },
 ].filter((s) => !ONLY || ONLY.includes(s.id));
 
 function pkgVersion(name) {
@@ -225,10 +227,10 @@ async function main() {
       p.net.lastActivity = Math.max(p.net.lastActivity, Date.now());
       // Wait for delivery: done when every event arrived and nothing is in flight, or when the
       // collector saw no traffic for QUIET ms (longer than any peer's or our flush interval), capped.
-      const QUIET = 7000; const CAP = s.peer ? 60_000 : 30_000;
+      const QUIET = 7000; const CAP = s.baseline ? 0 : s.peer ? 60_000 : 30_000;
       const tWait = Date.now();
       let d = col.delivered();
-      for (;;) {
+      while (CAP > 0) {
         await sleep(250);
         d = col.delivered();
         const arrived = d.lines - delivered0.lines;
@@ -311,7 +313,7 @@ function summarise(r) {
   const errors = [...new Set([...r.loads.flatMap((l) => l.errors), ...loops.flatMap((l) => l.errors),
     ...loops.map((l) => l.loopError).filter(Boolean)])];
   return {
-    id: r.id, name: r.name, version: r.version, ours: Boolean(r.ours), peer: Boolean(r.peer),
+    id: r.id, name: r.name, version: r.version, ours: Boolean(r.ours), peer: Boolean(r.peer), baseline: Boolean(r.baseline),
     download: { files: dl.map((d) => d.path), raw: sum('raw'), gzip: sum('gzip'), brotli: sum('brotli'), detail: dl },
     readyMs: median(r.loads.map((l) => l.readyMs)),
     readyAll: r.loads.map((l) => l.readyMs),
