@@ -113,10 +113,13 @@ export async function buildFixtureApp(name, tarball) {
   return app;
 }
 
-/** Events in the order they happened: by timestamp, ties kept in NDJSON (arrival) order. */
+/**
+ * Events in the order they happened: by the client's own time (`originalTimestamp`, kept by the
+ * ingest, whose `timestamp` is skew-corrected per request), ties kept in NDJSON (arrival) order.
+ */
 export function byTimestamp(events) {
   return events
-    .map((e, i) => [Date.parse(e.timestamp), i, e])
+    .map((e, i) => [Date.parse(e.originalTimestamp ?? e.timestamp), i, e])
     .sort((a, b) => a[0] - b[0] || a[1] - b[1])
     .map((x) => x[2]);
 }
