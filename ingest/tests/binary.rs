@@ -395,6 +395,22 @@ async fn slow_headers_are_cut_off() {
         elapsed >= Duration::from_millis(900) && elapsed < Duration::from_secs(4),
         "{elapsed:?}"
     );
+    // An idle keep-alive connection is closed by the same timeout, so idle clients cannot hold
+    // connection slots.
+    let mut s = TcpStream::connect(("127.0.0.1", srv.port)).await.unwrap();
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 1024];
+    let n = s.read(&mut buf).await.unwrap();
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+    let started = Instant::now();
+    let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(n, 0, "connection should be closed");
+    assert!(started.elapsed() < Duration::from_secs(3));
     // The server is still healthy.
     let resp = srv.client.get(srv.url("/healthz")).send().await.unwrap();
     assert_eq!(resp.status(), 200);
