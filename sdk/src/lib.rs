@@ -6,3 +6,6 @@
 extern crate alloc;
 
 pub mod core;
+
+#[cfg(target_arch = "wasm32")]
+pub mod browser;

@@ -1,0 +1,631 @@
+//! The one exported type: `Tracker`, with the API of issue 3 (the JS adapter `sdk/js/index.js`
+//! wraps it). Owns option parsing, argument checks (the only errors we throw: `TypeError`s naming
+//! the argument) and the event pipeline: session step → message JSON → queue → delivery.
+//!
+//! All mutable state sits in one `RefCell<Inner>`, always taken with `try_borrow_mut`: if a page
+//! callback re-enters us (a getter in `properties` calling `track`), the inner call is dropped
+//! instead of panicking.
+
+use crate::browser::context::{self, Page};
+use crate::browser::random::Pool;
+use crate::browser::storage::{self, Persistence, Store};
+use crate::browser::{autocapture, get, lifecycle, now_ms, transport};
+use crate::core::backoff::Backoff;
+use crate::core::event::{self, Kind, Skip};
+use crate::core::persist::QueueHeader;
+use crate::core::queue::Queue;
+use crate::core::session::{self, State};
+use crate::core::{ids, json};
+use alloc::rc::Rc;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::cell::{OnceCell, RefCell};
+use js_sys::{Function, Object, Promise, Reflect};
+use wasm_bindgen::prelude::*;
+use web_sys::Window;
+
+/// Parsed options (defaults from issue 3).
+pub struct Config {
+    pub write_key_json: String,
+    pub url: String,
+    pub persistence: Persistence,
+    pub cookie_domain: String,
+    pub session: session::Config,
+    pub flush_at: usize,
+    pub flush_interval_ms: u32,
+    pub max_queue: usize,
+    pub pageviews: bool,
+    pub clicks: bool,
+    pub respect_privacy: bool,
+    pub debug: bool,
+}
+
+/// JS functions made once and reused (one request in flight means one pair of fetch callbacks).
+pub struct Fns {
+    pub timer: Function,
+    pub task_end: Function,
+    pub on_response: Function,
+    pub on_network_error: Function,
+    pub replacer: Function,
+    pub seen: js_sys::Set,
+}
+
+pub struct Inner {
+    pub state: State,
+    /// The next event is the first of a session started in this tab.
+    pub start_pending: bool,
+    /// Campaign key of a page just opened, consumed by its first event.
+    pub pending_campaign: u32,
+    pub queue: Queue,
+    pub backoff: Backoff,
+    pub store: Store,
+    pub rand: Pool,
+    pub page: Page,
+    pub common_json: String,
+    /// Pending timer: (handle, due ms).
+    pub timer: Option<(i32, u64)>,
+    pub task_end_scheduled: bool,
+    pub state_dirty: bool,
+    pub queue_dirty: bool,
+    pub hidden: bool,
+    /// flush() promises: resolve once nothing queued before `mark` is left.
+    pub waiters: Vec<(u64, Function)>,
+}
+
+pub struct Sdk {
+    pub win: Window,
+    pub cfg: Config,
+    /// DNT/GPC with respectPrivacySignals: nothing sent, nothing stored, no listeners.
+    pub disabled: bool,
+    pub inner: RefCell<Inner>,
+    pub fns: OnceCell<Fns>,
+}
+
+fn type_error(msg: &str) -> JsValue {
+    let mut m = String::from("footfall: ");
+    m.push_str(msg);
+    js_sys::TypeError::new(&m).into()
+}
+
+const OPTIONS: [&str; 12] = [
+    "writeKey",
+    "apiHost",
+    "persistence",
+    "cookieDomain",
+    "sessionTimeoutMinutes",
+    "maxSessionHours",
+    "flushAt",
+    "flushIntervalMs",
+    "maxQueueSize",
+    "autocapture",
+    "respectPrivacySignals",
+    "debug",
+];
+
+/// True for `{}`-style objects (any realm) and `Object.create(null)`; false for arrays, dates,
+/// class instances, functions and primitives.
+fn is_plain_object(v: &JsValue) -> bool {
+    if !v.is_object() || js_sys::Array::is_array(v) {
+        return false;
+    }
+    let proto = Object::get_prototype_of(v);
+    proto.is_null() || Object::get_prototype_of(&proto).is_null()
+}
+
+fn number_option(o: &JsValue, key: &str, default: f64, min: f64) -> Result<f64, JsValue> {
+    let v = get(o, key);
+    if v.is_undefined() {
+        return Ok(default);
+    }
+    match v.as_f64() {
+        Some(n) if n.is_finite() && n >= min => Ok(n),
+        _ => {
+            let mut m = String::from(key);
+            m.push_str(" must be a number ≥ ");
+            json::push_u64(&mut m, min as u64);
+            Err(type_error(&m))
+        }
+    }
+}
+
+fn bool_option(o: &JsValue, key: &str, default: bool) -> Result<bool, JsValue> {
+    let v = get(o, key);
+    if v.is_undefined() {
+        Ok(default)
+    } else {
+        v.as_bool().ok_or_else(|| {
+            let mut m = String::from(key);
+            m.push_str(" must be a boolean");
+            type_error(&m)
+        })
+    }
+}
+
+fn string_option(o: &JsValue, key: &str) -> Result<Option<String>, JsValue> {
+    let v = get(o, key);
+    if v.is_undefined() {
+        return Ok(None);
+    }
+    v.as_string().map(Some).ok_or_else(|| {
+        let mut m = String::from(key);
+        m.push_str(" must be a string");
+        type_error(&m)
+    })
+}
+
+fn parse_options(win: &Window, o: &JsValue) -> Result<Config, JsValue> {
+    if !is_plain_object(o) {
+        return Err(type_error("options must be an object with a writeKey"));
+    }
+    for k in Object::keys(o.unchecked_ref::<Object>()).iter() {
+        let k = k.as_string().unwrap_or_default();
+        if !OPTIONS.contains(&k.as_str()) {
+            let mut m = String::from("unknown option '");
+            m.push_str(&k);
+            m.push('\'');
+            return Err(type_error(&m));
+        }
+    }
+    let write_key = string_option(o, "writeKey")?.unwrap_or_default();
+    if write_key.is_empty() {
+        return Err(type_error("writeKey is required (a non-empty string)"));
+    }
+    let mut write_key_json = String::new();
+    json::push_str(&mut write_key_json, &write_key);
+    let mut url = match string_option(o, "apiHost")? {
+        Some(h) if !h.is_empty() => h,
+        _ => crate::browser::get_str(&get(win, "location"), "origin"),
+    };
+    while url.ends_with('/') {
+        url.pop();
+    }
+    url.push_str("/v1/batch");
+    let persistence = match string_option(o, "persistence")?.as_deref() {
+        None | Some("localStorage") => Persistence::LocalStorage,
+        Some("cookie") => Persistence::Cookie,
+        Some("memory") => Persistence::Memory,
+        Some(_) => return Err(type_error("persistence must be 'localStorage', 'cookie' or 'memory'")),
+    };
+    let (pageviews, clicks) = match get(o, "autocapture") {
+        v if v.is_undefined() => (true, true),
+        v if v.as_bool().is_some() => {
+            let b = v.as_bool().unwrap_or(true);
+            (b, b)
+        }
+        v if is_plain_object(&v) => {
+            for k in Object::keys(v.unchecked_ref::<Object>()).iter() {
+                let k = k.as_string().unwrap_or_default();
+                if k != "pageviews" && k != "clicks" {
+                    let mut m = String::from("unknown option 'autocapture.");
+                    m.push_str(&k);
+                    m.push('\'');
+                    return Err(type_error(&m));
+                }
+            }
+            (bool_option(&v, "pageviews", true)?, bool_option(&v, "clicks", true)?)
+        }
+        _ => return Err(type_error("autocapture must be a boolean or { pageviews, clicks }")),
+    };
+    Ok(Config {
+        write_key_json,
+        url,
+        persistence,
+        cookie_domain: string_option(o, "cookieDomain")?.unwrap_or_default(),
+        // Fractions count (a 0.5-minute timeout is handy in tests).
+        session: session::Config {
+            idle_ms: ((number_option(o, "sessionTimeoutMinutes", 30.0, 0.0)? * 60_000.0) as u64).max(1),
+            max_ms: ((number_option(o, "maxSessionHours", 24.0, 0.0)? * 3_600_000.0) as u64).max(1),
+        },
+        flush_at: number_option(o, "flushAt", 20.0, 1.0)? as usize,
+        flush_interval_ms: number_option(o, "flushIntervalMs", 5000.0, 0.0)?.min(2_147_483_647.0) as u32,
+        max_queue: number_option(o, "maxQueueSize", 1000.0, 1.0)? as usize,
+        pageviews,
+        clicks,
+        respect_privacy: bool_option(o, "respectPrivacySignals", true)?,
+        debug: bool_option(o, "debug", false)?,
+    })
+}
+
+impl Sdk {
+    pub fn warn(&self, what: &str) {
+        if self.cfg.debug {
+            web_sys::console::warn_2(&JsValue::from_str("footfall:"), &JsValue::from_str(what));
+        }
+    }
+
+    /// `JSON.stringify(v)`; on failure (cycles, BigInt, throwing getters) a second pass with a
+    /// replacer that stringifies BigInts and cuts repeated objects. None when even that fails.
+    fn stringify(&self, v: &JsValue) -> Option<String> {
+        if let Some(s) = js_sys::JSON::stringify(v).ok().and_then(|s| s.as_string()) {
+            return Some(s);
+        }
+        let fns = self.fns.get()?;
+        fns.seen.clear();
+        let out = js_sys::JSON::stringify_with_replacer(v, &fns.replacer).ok().and_then(|s| s.as_string());
+        fns.seen.clear();
+        if out.is_none() {
+            self.warn("properties could not be serialized; sent as {}");
+        }
+        out
+    }
+
+    /// Queues one message. `payload` is the serialized properties/traits.
+    pub fn enqueue(&self, kind: Kind, name: &str, payload: &str, opts: &JsValue) {
+        if self.disabled {
+            return;
+        }
+        // Read the caller's options before borrowing: they may run page code (getters).
+        let ts = timestamp_option(opts);
+        let ctx = get(opts, "context");
+        let (user_ctx, skip) = if is_plain_object(&ctx) {
+            let has = |k: &str| Reflect::has(&ctx, &JsValue::from_str(k)).unwrap_or(false);
+            let skip = Skip { page: has("page"), campaign: has("campaign"), session_id: has("sessionId"), session_start: has("sessionStart") };
+            (self.stringify(&ctx).unwrap_or_default(), skip)
+        } else {
+            (String::new(), Skip::default())
+        };
+        let Ok(mut g) = self.inner.try_borrow_mut() else { return };
+        let g = &mut *g;
+        if g.state.opt_out {
+            return;
+        }
+        let now = now_ms();
+        let campaign = core::mem::take(&mut g.pending_campaign);
+        let (store, rand) = (&g.store, &mut g.rand);
+        let rotated = session::step(&mut g.state, now, &self.cfg.session, campaign, || store.read_state(), || {
+            ids::v7(now, rand.bytes())
+        });
+        if rotated.is_some() {
+            g.start_pending = true;
+        }
+        let msg = event::build(&event::Message {
+            kind,
+            message_random: g.rand.bytes(),
+            anonymous_id: &g.state.anonymous_id,
+            user_id: &g.state.user_id,
+            timestamp_ms: ts.unwrap_or(now),
+            name,
+            payload_json: payload,
+            page_json: &g.page.json,
+            campaign_json: &g.page.campaign_json,
+            session_id: &g.state.session_id,
+            session_start: core::mem::take(&mut g.start_pending),
+            user_context_json: &user_ctx,
+            skip,
+        });
+        if !g.queue.push(msg) {
+            self.warn("event dropped: larger than 30 KB");
+        }
+        g.state_dirty = true;
+        g.queue_dirty = true;
+        self.schedule_task_end(g);
+        transport::maybe_send(self, g, false, false);
+    }
+
+    /// Writes dirty state at the end of the current task (one write however many calls).
+    pub fn schedule_task_end(&self, g: &mut Inner) {
+        if g.task_end_scheduled {
+            return;
+        }
+        if let Some(f) = self.fns.get() {
+            g.task_end_scheduled = true;
+            self.win.queue_microtask(&f.task_end);
+        }
+    }
+
+    /// Persists what changed. `closed`: the page is going away (another tab may adopt the queue).
+    pub fn persist(&self, g: &mut Inner) {
+        g.task_end_scheduled = false;
+        if self.disabled {
+            return;
+        }
+        if g.state_dirty {
+            g.state_dirty = false;
+            if !g.store.write_state(&g.state) {
+                self.warn("storage failed; ids kept in memory");
+            }
+        }
+        if g.queue_dirty {
+            g.queue_dirty = false;
+            let msgs: Vec<&str> = if g.state.opt_out { Vec::new() } else { g.queue.all().collect() };
+            let header = QueueHeader { updated: now_ms(), closed: g.hidden };
+            if !g.store.write_queue(header, &msgs, g.queue.bytes()) {
+                self.warn("queue too large for localStorage; kept the newest part");
+            }
+        }
+    }
+
+    /// Resolves the flush() promises whose messages are all settled.
+    pub fn settle_waiters(&self, g: &mut Inner) {
+        let q = &g.queue;
+        g.waiters.retain(|(mark, resolve)| {
+            let pending = q.holds_before(*mark);
+            if !pending {
+                let _ = resolve.call0(&JsValue::UNDEFINED);
+            }
+            pending
+        });
+    }
+
+    /// A navigation happened (history patch, popstate, bfcache restore): refresh the page
+    /// context; a new path or query (or `force`) is a pageview.
+    pub fn on_navigation(&self, force: bool) {
+        let route_changed = {
+            let Ok(mut g) = self.inner.try_borrow_mut() else { return };
+            let page = context::page(&self.win);
+            let changed = page.route != g.page.route;
+            if changed || force {
+                g.pending_campaign = page.campaign_key;
+            }
+            g.page = page;
+            changed
+        };
+        if self.cfg.pageviews && (route_changed || force) {
+            self.enqueue(Kind::Page, "", "{}", &JsValue::UNDEFINED);
+        }
+    }
+}
+
+/// `options.timestamp` (Date, ISO string or ms number) in ms, when valid.
+fn timestamp_option(opts: &JsValue) -> Option<u64> {
+    let t = get(opts, "timestamp");
+    let ms = if let Some(d) = t.dyn_ref::<js_sys::Date>() {
+        d.get_time()
+    } else if let Some(n) = t.as_f64() {
+        n
+    } else if let Some(s) = t.as_string() {
+        js_sys::Date::parse(&s)
+    } else {
+        return None;
+    };
+    (ms.is_finite() && ms >= 0.0).then_some(ms as u64)
+}
+
+/// The tracker object `init()` resolves to.
+#[wasm_bindgen]
+pub struct Tracker {
+    sdk: Rc<Sdk>,
+}
+
+#[wasm_bindgen]
+impl Tracker {
+    #[wasm_bindgen(constructor)]
+    pub fn new(options: JsValue) -> Result<Tracker, JsValue> {
+        let win: Window = js_sys::global().unchecked_into();
+        let cfg = parse_options(&win, &options)?;
+        let disabled = cfg.respect_privacy && context::privacy_signal(&win);
+        let now = now_ms();
+        let mut rand = Pool::new(win.crypto().ok());
+        // Under a privacy signal nothing touches storage, not even the tab id.
+        let (store, tab) = if disabled {
+            (Store::open(&win, Persistence::Memory, "", false, ""), String::new())
+        } else {
+            let tab = storage::tab_id(&win);
+            (Store::open(&win, cfg.persistence, &cfg.cookie_domain, storage::is_secure(&win), &tab), tab)
+        };
+        let _ = tab;
+        let mut state = store.read_state().unwrap_or_default();
+        if state.anonymous_id.is_empty() {
+            state.anonymous_id = ids::v4(rand.bytes());
+        }
+        let page = context::page(&win);
+        let mut queue = Queue::new(cfg.max_queue);
+        let mut store = store;
+        if !disabled {
+            for m in store.take_queues(now, cfg.max_queue) {
+                queue.push(m);
+            }
+        }
+        let inner = Inner {
+            state,
+            start_pending: false,
+            pending_campaign: page.campaign_key,
+            queue,
+            backoff: Backoff::default(),
+            store,
+            rand,
+            common_json: context::common(&win),
+            page,
+            timer: None,
+            task_end_scheduled: false,
+            state_dirty: true,
+            queue_dirty: true,
+            hidden: false,
+            waiters: Vec::new(),
+        };
+        let sdk = Rc::new(Sdk { win, cfg, disabled, inner: RefCell::new(inner), fns: OnceCell::new() });
+        let _ = sdk.fns.set(make_fns(&sdk));
+        if !disabled {
+            lifecycle::install(&sdk);
+            autocapture::install(&sdk);
+            if sdk.cfg.pageviews {
+                sdk.enqueue(Kind::Page, "", "{}", &JsValue::UNDEFINED);
+            }
+            if let Ok(mut g) = sdk.inner.try_borrow_mut() {
+                sdk.schedule_task_end(&mut g);
+                // Events adopted from storage go out now (they already waited).
+                transport::maybe_send(&sdk, &mut g, true, false);
+            }
+        }
+        Ok(Tracker { sdk })
+    }
+
+    /// `track(event, properties?, options?)`
+    pub fn track(&self, event: JsValue, properties: JsValue, options: JsValue) -> Result<(), JsValue> {
+        let Some(name) = event.as_string() else {
+            return Err(type_error("event must be a string (the event name)"));
+        };
+        let props = self.payload(&properties, "properties must be a plain object")?;
+        self.sdk.enqueue(Kind::Track, &name, &props, &options);
+        Ok(())
+    }
+
+    /// `page(name?, properties?, options?)`
+    pub fn page(&self, name: JsValue, properties: JsValue, options: JsValue) -> Result<(), JsValue> {
+        let name = match name.as_string() {
+            Some(n) => n,
+            None if name.is_undefined() || name.is_null() => String::new(),
+            None => return Err(type_error("page name must be a string")),
+        };
+        let props = self.payload(&properties, "properties must be a plain object")?;
+        // An explicit page() call describes the page as it is now (the title may have changed).
+        if let Ok(mut g) = self.sdk.inner.try_borrow_mut() {
+            g.page = context::page(&self.sdk.win);
+        }
+        self.sdk.enqueue(Kind::Page, &name, &props, &options);
+        Ok(())
+    }
+
+    /// `identify(userId, traits?, options?)`
+    pub fn identify(&self, user_id: JsValue, traits: JsValue, options: JsValue) -> Result<(), JsValue> {
+        // Numbers are accepted as ids (Segment does), printed by the browser.
+        let number = || {
+            let n = user_id.as_f64().filter(|f| f.is_finite())?;
+            js_sys::Number::from(n).to_string_with_radix(10).ok().map(String::from)
+        };
+        let Some(user_id) = user_id.as_string().or_else(number) else {
+            return Err(type_error("userId must be a string"));
+        };
+        let traits = self.payload(&traits, "traits must be a plain object")?;
+        if self.sdk.disabled {
+            return Ok(());
+        }
+        if let Ok(mut g) = self.sdk.inner.try_borrow_mut() {
+            if g.state.opt_out {
+                return Ok(());
+            }
+            g.state.user_id = user_id;
+            g.state_dirty = true;
+        }
+        self.sdk.enqueue(Kind::Identify, "", &traits, &options);
+        Ok(())
+    }
+
+    /// Logout: forget the user, new anonymous id, new session.
+    pub fn reset(&self) {
+        let Ok(mut g) = self.sdk.inner.try_borrow_mut() else { return };
+        let g = &mut *g;
+        let now = now_ms();
+        let anon = ids::v4(g.rand.bytes());
+        let sid = ids::v7(now, g.rand.bytes());
+        g.state.reset(anon, sid, now);
+        g.start_pending = true;
+        g.pending_campaign = 0;
+        g.state_dirty = true;
+        self.sdk.schedule_task_end(g);
+    }
+
+    /// Resolves when everything queued so far is acknowledged or failed for good.
+    pub fn flush(&self) -> Promise {
+        let done = || Promise::resolve(&JsValue::UNDEFINED);
+        if self.sdk.disabled {
+            return done();
+        }
+        let Ok(mut g) = self.sdk.inner.try_borrow_mut() else { return done() };
+        let mark = g.queue.mark();
+        if !g.queue.holds_before(mark) {
+            return done();
+        }
+        let mut resolver = None;
+        let p = Promise::new(&mut |resolve, _reject| resolver = Some(resolve));
+        if let Some(r) = resolver {
+            g.waiters.push((mark, r));
+        }
+        transport::maybe_send(&self.sdk, &mut g, true, true);
+        p
+    }
+
+    /// Stop sending and storing events (persisted); drops the queue.
+    #[wasm_bindgen(js_name = optOut)]
+    pub fn opt_out(&self) {
+        self.set_opt_out(true);
+    }
+
+    #[wasm_bindgen(js_name = optIn)]
+    pub fn opt_in(&self) {
+        self.set_opt_out(false);
+    }
+
+    #[wasm_bindgen(js_name = sessionId)]
+    pub fn session_id(&self) -> String {
+        self.sdk.inner.try_borrow().map(|g| g.state.session_id.clone()).unwrap_or_default()
+    }
+
+    #[wasm_bindgen(js_name = anonymousId)]
+    pub fn anonymous_id(&self) -> String {
+        self.sdk.inner.try_borrow().map(|g| g.state.anonymous_id.clone()).unwrap_or_default()
+    }
+
+    #[wasm_bindgen(js_name = userId)]
+    pub fn user_id(&self) -> Option<String> {
+        let g = self.sdk.inner.try_borrow().ok()?;
+        (!g.state.user_id.is_empty()).then(|| g.state.user_id.clone())
+    }
+}
+
+impl Tracker {
+    /// Serialized properties/traits: `{}` for undefined/null, a TypeError for non-plain objects.
+    fn payload(&self, v: &JsValue, err: &str) -> Result<String, JsValue> {
+        if v.is_undefined() || v.is_null() {
+            return Ok(String::from("{}"));
+        }
+        if !is_plain_object(v) {
+            return Err(type_error(err));
+        }
+        Ok(self.sdk.stringify(v).filter(|s| s.starts_with('{')).unwrap_or_else(|| String::from("{}")))
+    }
+
+    fn set_opt_out(&self, out: bool) {
+        if self.sdk.disabled {
+            return;
+        }
+        let Ok(mut g) = self.sdk.inner.try_borrow_mut() else { return };
+        let g = &mut *g;
+        g.state.opt_out = out;
+        if out {
+            g.queue.clear();
+            self.sdk.settle_waiters(g);
+        }
+        g.state_dirty = true;
+        g.queue_dirty = true;
+        // Consent changes are written at once, not at the end of the task.
+        self.sdk.persist(g);
+    }
+}
+
+fn make_fns(sdk: &Rc<Sdk>) -> Fns {
+    let s = sdk.clone();
+    let timer = Closure::<dyn FnMut()>::new(move || transport::on_timer(&s));
+    let s = sdk.clone();
+    let task_end = Closure::<dyn FnMut()>::new(move || {
+        if let Ok(mut g) = s.inner.try_borrow_mut() {
+            s.persist(&mut g);
+        }
+    });
+    let s = sdk.clone();
+    let on_response = Closure::<dyn FnMut(JsValue)>::new(move |r: JsValue| transport::on_response(&s, &r));
+    let s = sdk.clone();
+    let on_network_error = Closure::<dyn FnMut(JsValue)>::new(move |_e: JsValue| transport::on_network_error(&s));
+    let seen = js_sys::Set::new(&JsValue::UNDEFINED);
+    let seen2 = seen.clone();
+    let replacer = Closure::<dyn FnMut(JsValue, JsValue) -> JsValue>::new(move |_k: JsValue, v: JsValue| {
+        if v.is_bigint() {
+            return js_sys::BigInt::unchecked_from_js(v).to_string(10).map(JsValue::from).unwrap_or(JsValue::NULL);
+        }
+        if v.is_object() {
+            if seen2.has(&v) {
+                return JsValue::from_str("[Circular]");
+            }
+            seen2.add(&v);
+        }
+        v
+    });
+    Fns {
+        timer: timer.into_js_value().unchecked_into(),
+        task_end: task_end.into_js_value().unchecked_into(),
+        on_response: on_response.into_js_value().unchecked_into(),
+        on_network_error: on_network_error.into_js_value().unchecked_into(),
+        replacer: replacer.into_js_value().unchecked_into(),
+        seen,
+    }
+}

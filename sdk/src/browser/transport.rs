@@ -1,0 +1,166 @@
+//! Delivery: when to send, the one request in flight, and what each answer means.
+//!
+//! `fetch` POSTs a `text/plain` body (a string body gets `text/plain;charset=UTF-8`, so there is
+//! no CORS preflight) with `keepalive` when the body is ≤ 60 KB (keepalive and beacons share a
+//! ~64 KB budget per page). On page hide the unsent rest goes to `navigator.sendBeacon` in ≤ 60 KB
+//! chunks; a refused chunk stays queued (and persisted) for the next page load.
+//! The rules themselves (status → verdict, backoff, batch limits) live in `core`.
+
+use crate::browser::tracker::{Inner, Sdk};
+use crate::browser::{get, now_ms};
+use crate::core::backoff::{self, Verdict};
+use crate::core::event;
+use crate::core::queue::{KEEPALIVE_BYTES, MAX_BATCH_BYTES, MAX_BATCH_COUNT};
+use js_sys::{Object, Reflect};
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen::prelude::wasm_bindgen;
+use web_sys::Response;
+
+#[wasm_bindgen]
+extern "C" {
+    /// The page's current global `fetch`, with its exceptions caught (web-sys's binding lets a
+    /// synchronous throw unwind through us into the page).
+    #[wasm_bindgen(catch, js_name = fetch)]
+    fn fetch(url: &str, init: &Object) -> Result<JsValue, JsValue>;
+
+    type Thenable;
+    #[wasm_bindgen(method, catch)]
+    fn then(this: &Thenable, ok: &js_sys::Function, err: &js_sys::Function) -> Result<JsValue, JsValue>;
+}
+
+/// Sends the next batch if the rules allow. `due`: the flush interval elapsed or a flush was
+/// asked (ignore `flushAt`); `forced`: flush()/online (skip our own backoff wait, not the
+/// server's `Retry-After`).
+pub fn maybe_send(sdk: &Sdk, g: &mut Inner, due: bool, forced: bool) {
+    if sdk.disabled || g.state.opt_out || g.queue.in_flight().is_some() {
+        return;
+    }
+    let unsent = g.queue.unsent();
+    if unsent == 0 {
+        return;
+    }
+    let now = now_ms();
+    if !due && unsent < sdk.cfg.flush_at && g.waiters.is_empty() {
+        arm(sdk, g, now + sdk.cfg.flush_interval_ms as u64);
+        return;
+    }
+    if !g.backoff.ready(now, forced) {
+        arm(sdk, g, g.backoff.until);
+        return;
+    }
+    send(sdk, g, now);
+}
+
+fn send(sdk: &Sdk, g: &mut Inner, now: u64) {
+    let overhead = event::batch_overhead(&sdk.cfg.write_key_json, &g.common_json);
+    let Some(batch) = g.queue.next_batch(overhead, MAX_BATCH_BYTES, MAX_BATCH_COUNT) else { return };
+    let body = event::batch_body(g.queue.messages(batch), batch.bytes, now, &sdk.cfg.write_key_json, &g.common_json);
+    let Some(fns) = sdk.fns.get() else { return };
+    g.queue.begin(batch);
+    // The queue header's time doubles as a liveness signal for other tabs (storage::STALE_MS).
+    g.queue_dirty = true;
+    sdk.schedule_task_end(g);
+    let init = Object::new();
+    let _ = Reflect::set(&init, &"method".into(), &"POST".into());
+    let _ = Reflect::set(&init, &"body".into(), &JsValue::from_str(&body));
+    if body.len() <= KEEPALIVE_BYTES {
+        let _ = Reflect::set(&init, &"keepalive".into(), &JsValue::TRUE);
+    }
+    // A page may have replaced fetch with something that throws or returns junk: then this is
+    // a network error like any other.
+    let started = fetch(&sdk.cfg.url, &init)
+        .ok()
+        .filter(|p| p.is_instance_of::<js_sys::Promise>())
+        .and_then(|p| p.unchecked_ref::<Thenable>().then(&fns.on_response, &fns.on_network_error).ok());
+    if started.is_none() {
+        settle(sdk, g, 0, None);
+    }
+}
+
+/// Arms the single timer for `at` unless one is due sooner.
+fn arm(sdk: &Sdk, g: &mut Inner, at: u64) {
+    if let Some((id, due)) = g.timer {
+        if due <= at {
+            return;
+        }
+        sdk.win.clear_timeout_with_handle(id);
+    }
+    let Some(fns) = sdk.fns.get() else { return };
+    let delay = at.saturating_sub(now_ms()).min(i32::MAX as u64) as i32;
+    g.timer = sdk
+        .win
+        .set_timeout_with_callback_and_timeout_and_arguments_0(&fns.timer, delay)
+        .ok()
+        .map(|id| (id, at));
+}
+
+pub fn on_timer(sdk: &Sdk) {
+    let Ok(mut g) = sdk.inner.try_borrow_mut() else { return };
+    g.timer = None;
+    maybe_send(sdk, &mut g, true, false);
+}
+
+pub fn on_response(sdk: &Sdk, r: &JsValue) {
+    let Ok(mut g) = sdk.inner.try_borrow_mut() else { return };
+    let (status, retry_after) = match r.dyn_ref::<Response>() {
+        Some(resp) => {
+            let ra = resp.headers().get("retry-after").ok().flatten().and_then(|v| {
+                backoff::parse_retry_after_seconds(&v).or_else(|| {
+                    let t = js_sys::Date::parse(&v);
+                    t.is_finite().then(|| (t as u64).saturating_sub(now_ms()))
+                })
+            });
+            (resp.status(), ra)
+        }
+        None => (0, None),
+    };
+    settle(sdk, &mut g, status, retry_after);
+}
+
+pub fn on_network_error(sdk: &Sdk) {
+    if let Ok(mut g) = sdk.inner.try_borrow_mut() {
+        settle(sdk, &mut g, 0, None);
+    }
+}
+
+fn settle(sdk: &Sdk, g: &mut Inner, status: u16, retry_after: Option<u64>) {
+    let verdict = backoff::classify(status);
+    g.queue.finish(verdict.outcome());
+    let now = now_ms();
+    let random = g.rand.u32();
+    match verdict {
+        Verdict::Drop => sdk.warn(if status == 401 || status == 403 {
+            "the ingest refused the write key or origin (401/403); batch dropped"
+        } else {
+            "the ingest rejected a batch for good; not resent"
+        }),
+        Verdict::Retry => sdk.warn("send failed; will retry"),
+        _ => {}
+    }
+    g.backoff.record(verdict, now, random, retry_after);
+    g.queue_dirty = true;
+    sdk.schedule_task_end(g);
+    sdk.settle_waiters(g);
+    let forced = !g.waiters.is_empty() && verdict != Verdict::Retry;
+    maybe_send(sdk, g, verdict != Verdict::Retry && g.queue.unsent() >= sdk.cfg.flush_at || forced, false);
+}
+
+/// Page hide: hand every unsent message to `sendBeacon`, ≤ 60 KB per call, until the browser
+/// refuses one; what is refused stays queued.
+pub fn beacon_all(sdk: &Sdk, g: &mut Inner) {
+    if sdk.disabled || g.state.opt_out {
+        return;
+    }
+    let nav: web_sys::Navigator = get(&sdk.win, "navigator").unchecked_into();
+    let overhead = event::batch_overhead(&sdk.cfg.write_key_json, &g.common_json);
+    while let Some(b) = g.queue.next_batch(overhead, KEEPALIVE_BYTES, MAX_BATCH_COUNT) {
+        let body = event::batch_body(g.queue.messages(b), b.bytes, now_ms(), &sdk.cfg.write_key_json, &g.common_json);
+        if !nav.send_beacon_with_opt_str(&sdk.cfg.url, Some(&body)).unwrap_or(false) {
+            sdk.warn("sendBeacon refused; events stay queued");
+            break;
+        }
+        g.queue.remove(b);
+        g.queue_dirty = true;
+    }
+    sdk.settle_waiters(g);
+}
