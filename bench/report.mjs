@@ -13,6 +13,7 @@ const read = (f) => {
 };
 const sdk = read('sdk.json')?.summary;
 const ing = read('ingest.json');
+const cg = read('callgrind.json');
 
 const KB = 1024;
 const MIB = 1024 * 1024;
@@ -94,8 +95,8 @@ if (sdk) {
   }
   for (const s of ours) {
     const all = s.deliveredMin === N && s.dupIdsMax === 0;
-    row('SDK', `events that reached the collector (worst of ${sdk.loops} runs; duplicates)`,
-      `${label(s)}: ${fmtN(s.deliveredMin)} / ${fmtN(N)}${s.deliveredAfterCloseMin !== s.deliveredMin ? ` (${fmtN(s.deliveredAfterCloseMin)} incl. page-hide beacon)` : ''}; ${s.dupIdsMax} dup`,
+    row('SDK', `events that reached the collector, ${label(s)} (worst of ${sdk.loops} runs; duplicates)`,
+      `${fmtN(s.deliveredMin)} / ${fmtN(N)}${s.deliveredAfterCloseMin !== s.deliveredMin ? ` (${fmtN(s.deliveredAfterCloseMin)} incl. page-hide beacon)` : ''}; ${s.dupIdsMax} dup`,
       peerList((p) => `${fmtN(p.deliveredMin)} / ${fmtN(N)}`), '', `all ${fmtN(N)}, exactly once`, all);
   }
 }
@@ -132,6 +133,15 @@ if (ing) {
     + ing.sweepBatch.concat(ing.sweepConns).reduce((a, r) => a + r.errors, 0);
   row('Ingest', 'every acknowledged event in the NDJSON; wrk errors (non-2xx, timeouts)',
     ing.lost.length ? `LOST in ${ing.lost.length} runs` : 'all written', '', '', `${errs} errors`, ing.lost.length === 0 && errs === 0);
+}
+
+if (cg) {
+  const by = (mode) => cg.modes.find((m) => m.mode === mode);
+  const t = by('track');
+  const b = by('batch');
+  row('Ingest', 'user-space instructions per event, callgrind (repeatable; kernel work such as fsync not counted)',
+    `/v1/track ${fmtN(t.irPerEvent)}; /v1/batch ×100 ${fmtN(b.irPerEvent)} (${fmtN(b.irPerEvent / b.bytesPerEvent)} per JSON byte)`,
+    '', '', 'info');
 }
 
 const date = (sdk && sdk.date) || (ing && ing.date) || new Date().toISOString();

@@ -28,6 +28,8 @@ import { staticServer, countingSink } from './lib/servers.mjs';
 import { REPO, startIngest, countDelivered, ingestBin } from './lib/ingest.mjs';
 
 const BENCH = path.join(REPO, 'bench');
+// The npm package's build output; FOOTFALL_NPM_DIST points at another build (e.g. a trial copy).
+const DIST = path.resolve(process.env.FOOTFALL_NPM_DIST || path.join(REPO, 'npm', 'dist'));
 const N = 10_000;
 
 function arg(name, dflt) {
@@ -45,9 +47,9 @@ const log = (...a) => console.error('[sdk-bench]', ...a);
 
 const SUBJECTS = [
   { id: 'footfall-esm', name: 'Footfall (npm ESM)', page: 'footfall-esm.html', collector: 'ingest', ours: true,
-    needs: ['npm/dist/index.js'] },
+    needs: ['index.js', 'footfall_bg.wasm'] },
   { id: 'footfall-tag', name: 'Footfall (script tag)', page: 'footfall-tag.html', collector: 'ingest', ours: true,
-    needs: ['npm/dist/footfall.js'] },
+    needs: ['footfall.js', 'footfall_bg.wasm'] },
   { id: 'posthog', name: 'posthog-js', page: 'posthog.html', collector: 'sink', peer: true,
     version: pkgVersion('posthog-js') },
   { id: 'segment', name: '@segment/analytics-next', page: 'segment.html', collector: 'sink', peer: true,
@@ -88,7 +90,7 @@ async function buildPeers(outdir) {
 }
 
 async function main() {
-  const missing = SUBJECTS.flatMap((s) => (s.needs || []).filter((f) => !fs.existsSync(path.join(REPO, f))));
+  const missing = SUBJECTS.flatMap((s) => (s.needs || []).map((f) => path.join(DIST, f)).filter((f) => !fs.existsSync(f)));
   if (missing.length) throw new Error(`missing build artefacts: ${missing.join(', ')} (run scripts/bench.sh, which builds them)`);
   if (SUBJECTS.some((s) => s.collector === 'ingest') && !fs.existsSync(ingestBin())) {
     throw new Error(`missing ${ingestBin()} (cargo build --release -p footfall-ingest)`);
@@ -100,7 +102,7 @@ async function main() {
   const web = await staticServer({
     '/pages/': path.join(BENCH, 'pages'),
     '/build/': buildDir,
-    '/dist/': path.join(REPO, 'npm', 'dist'),
+    '/dist/': DIST,
   });
   const sink = await countingSink();
   const browser = await chromium.launch({

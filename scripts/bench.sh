@@ -4,7 +4,7 @@
 #! benchmark (wrk: footfall-ingest `--fsync always` vs nginx `return 204;`), then prints one table
 #! and writes it, dated, to bench/results/latest.md. Ratios compare figures from this one run.
 #!
-#! Env: BENCH_SKIP_BUILD=1 reuses existing artefacts; BENCH_ONLY=sdk|ingest runs one side;
+#! Env: BENCH_SKIP_BUILD=1 reuses existing artefacts; BENCH_ONLY=sdk|ingest runs one side (ingest includes callgrind);
 #! BENCH_STRICT=1 exits 1 when a budget fails; SDK_BENCH_ARGS / INGEST_BENCH_ARGS are passed on
 #! (e.g. SDK_BENCH_ARGS=--profile writes Chromium CPU profiles to bench/results/).
 set -euo pipefail
@@ -19,6 +19,7 @@ missing=()
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null 2>&1 || missing+=(nginx-light)
 command -v gzip >/dev/null 2>&1 || missing+=(gzip)
+command -v valgrind >/dev/null 2>&1 || missing+=(valgrind)
 if [ ${#missing[@]} -gt 0 ]; then
   say "installing from Debian: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -42,17 +43,22 @@ fi
 # --- runs (one after the other, so they do not share the cores with each other) --------------------
 say "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 status=0
-if [ "${BENCH_ONLY:-sdk}" = "sdk" ] || [ -z "${BENCH_ONLY:-}" ]; then
+if [ "${BENCH_ONLY:-sdk}" = "sdk" ]; then
   rm -f bench/results/sdk.json
   say "SDK benchmark (Chromium; ~3-4 min: the peers take seconds per 10,000 calls)"
   # shellcheck disable=SC2086
   node bench/sdk.bench.mjs ${SDK_BENCH_ARGS:-} || status=1
 fi
-if [ "${BENCH_ONLY:-ingest}" = "ingest" ] || [ -z "${BENCH_ONLY:-}" ]; then
+if [ "${BENCH_ONLY:-ingest}" = "ingest" ]; then
   rm -f bench/results/ingest.json
   say "ingest benchmark (wrk; ~2-3 min)"
   # shellcheck disable=SC2086
   node bench/ingest.bench.mjs ${INGEST_BENCH_ARGS:-} || status=1
+fi
+if [ "${BENCH_ONLY:-callgrind}" = "callgrind" ] || [ "${BENCH_ONLY:-}" = "ingest" ]; then
+  rm -f bench/results/callgrind.json
+  say "ingest instruction counts under callgrind (~30 s)"
+  node bench/ingest.callgrind.mjs || status=1
 fi
 node bench/report.mjs || status=1
 say "table written to bench/results/latest.md"

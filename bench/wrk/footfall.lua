@@ -6,6 +6,7 @@
 --   BENCH_BATCH  messages per /v1/batch body (default 100)
 --   BENCH_DELAY_MS  when set, each connection waits a random 0..2×this many ms after every response
 --                   (mean = this): a paced, fixed-rate load for the "p99 at half the peak rate" row.
+--   BENCH_MAX_REQUESTS  stop each thread after this many responses (fixed work; see below)
 --   BENCH_OUT    file to append one JSON result line to (done() runs once, in wrk's main thread)
 --
 -- Every request carries fresh messageIds (the ingest dedupes on messageId, so resending the same
@@ -76,8 +77,17 @@ if delay_ms then
   end
 end
 
--- No response() callback on purpose: defining one makes wrk parse every body in Lua. Non-2xx
--- answers are still counted by wrk itself (summary.errors.status).
+-- No response() callback for timed runs: defining one makes wrk parse every body in Lua. Non-2xx
+-- answers are still counted by wrk itself (summary.errors.status). BENCH_MAX_REQUESTS (per thread)
+-- turns a run into a fixed amount of work, for instruction counts under callgrind.
+local max_requests = tonumber(os.getenv("BENCH_MAX_REQUESTS") or "")
+if max_requests then
+  local responses = 0
+  function response(status, headers, body)
+    responses = responses + 1
+    if responses >= max_requests then wrk.thread:stop() end
+  end
+end
 
 function done(summary, latency, requests)
   local e = summary.errors
