@@ -116,11 +116,6 @@ impl Metrics {
         self.connections.fetch_sub(1, Ordering::Relaxed);
     }
 
-    /// Accepted-message count (used by tests).
-    pub fn accepted_total(&self) -> u64 {
-        self.accepted.load(Ordering::Relaxed)
-    }
-
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(4096);
@@ -140,7 +135,7 @@ impl Metrics {
         counter(
             &mut out,
             "footfall_messages_accepted_total",
-            "Messages written (or already written: see deduplicated).",
+            "Messages written to the sink (duplicates are counted separately).",
             self.accepted.load(Ordering::Relaxed),
         );
         out.push_str(

@@ -354,7 +354,8 @@ async fn handle<'a>(
 
     let accepted = lines.len();
     if !lines.is_empty() {
-        let outcome = state
+        // Accepted/deduplicated counts are recorded by the writer, where they are decided.
+        state
             .sink
             .append(entry.source(), lines)
             .await
@@ -362,8 +363,6 @@ async fn handle<'a>(
                 SinkError::Closed => IngestError::Unavailable("shutting down".into()),
                 other => IngestError::Unavailable(other.to_string()),
             })?;
-        state.metrics.accepted(outcome.written as u64);
-        state.metrics.deduplicated(outcome.deduplicated as u64);
     }
     if rejected.is_empty() {
         Ok(())

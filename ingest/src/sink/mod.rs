@@ -16,7 +16,7 @@ pub use files::{
 };
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -113,6 +113,8 @@ impl Sink {
             .get(source)
             .ok_or_else(|| SinkError::UnknownSource(source.to_owned()))?;
         let (reply, rx) = oneshot::channel();
+        // The queue is unbounded, but every entry is a request waiting for its reply, so its
+        // length is bounded by the connection cap (one request in flight per connection).
         tx.send(Command::Append { lines, reply })
             .map_err(|_| SinkError::Closed)?;
         rx.await.map_err(|_| SinkError::Closed)?
@@ -128,11 +130,6 @@ impl Sink {
         for t in threads {
             let _ = t.join();
         }
-    }
-
-    /// The data directory of a source.
-    pub fn source_dir(data_dir: &Path, source: &str) -> PathBuf {
-        data_dir.join(source)
     }
 }
 

@@ -138,6 +138,12 @@ impl Writer {
                     self.dedupe.insert(key, now);
                 }
                 self.metrics.commit(jobs.len() as u64);
+                // Counted here, not by the handler: a line written for a client that hung up
+                // before its ack is still on disk (and will be deduplicated when resent).
+                let written: usize = outcomes.iter().map(|o| o.written).sum();
+                self.metrics.accepted(written as u64);
+                self.metrics
+                    .deduplicated((outcomes.iter().map(|o| o.deduplicated).sum::<usize>()) as u64);
                 for ((_, reply), outcome) in jobs.into_iter().zip(outcomes) {
                     let _ = reply.send(Ok(outcome));
                 }
