@@ -33,6 +33,7 @@ import {
   describe as describeEvent,
   median,
   packNpm,
+  removeTmpDirs,
   renderPages,
   requireDist,
   snippetFor,
@@ -55,6 +56,7 @@ before(async () => {
 after(async () => {
   for (const fn of cleanups.reverse()) await fn().catch(() => {});
   await browser?.close();
+  await removeTmpDirs();
 });
 
 /** A fresh ingest + the shipping fixture pages (with its URL) + npm/dist, served on another origin. */
@@ -135,7 +137,12 @@ test('snippet: calls made before footfall.js loads arrive in order with their or
   const tag = await page.evaluate(() => ({ ...document.querySelector('script[src="/dist/footfall.js"]').dataset }));
   assert.deepEqual(tag, { writeKey: 'dev', apiHost: ingest.url, autocapture: 'false', flushIntervalMs: '200' });
 
-  await page.evaluate(() => window.footfall.track('Queued 1', { n: 1 }));
+  await page.evaluate(() => {
+    window.footfall.ready((ff) => {
+      window.readyGot = { loaded: window.footfall.loaded === true, anonymousId: ff.anonymousId() };
+    });
+    window.footfall.track('Queued 1', { n: 1 });
+  });
   await sleep(200);
   await page.evaluate(() => {
     document.title = 'Step 2';
@@ -146,8 +153,9 @@ test('snippet: calls made before footfall.js loads arrive in order with their or
   await page.evaluate(() => window.footfall.identify('queued-user', { plan: 'pro' }));
   await sleep(200);
   await page.evaluate(() => window.footfall.track('Queued 3', { n: 3 }));
-  const queue = await page.evaluate(() => window.footfall.q.map((c) => ({ method: c[0], time: c[2], page: c[3] })));
-  assert.deepEqual(queue.map((c) => c.method), ['track', 'track', 'identify', 'track']);
+  const queued = await page.evaluate(() => window.footfall.q.map((c) => ({ method: c[0], time: c[2], page: c[3] })));
+  assert.deepEqual(queued.map((c) => c.method), ['ready', 'track', 'track', 'identify', 'track']);
+  const queue = queued.slice(1); // the calls that become messages
   assert.equal(await page.evaluate(() => window.footfall.loaded), undefined, 'SDK must not be loaded yet');
   assert.deepEqual(await ingest.events(), [], 'nothing may be sent before footfall.js loads');
 
@@ -177,6 +185,9 @@ test('snippet: calls made before footfall.js loads arrive in order with their or
   assert.deepEqual(events[2].traits, { plan: 'pro' });
   assert.deepEqual(events[1].properties, { n: 2 });
   assert.equal(await page.evaluate(() => window.footfall.q.length), 0);
+  // The queued ready() callback got the tracker (replayed before footfall.loaded is set).
+  const readyGot = await page.evaluate(() => window.readyGot);
+  assert.equal(readyGot.anonymousId, events[0].anonymousId);
   assert.equal(requests.filter((p) => p === '/dist/footfall.js').length, 1);
   assert.deepEqual(errors, []);
 });

@@ -20,9 +20,19 @@ export function requireDist() {
   }
 }
 
+const made = [];
+
+/** A fresh folder under tests/.tmp, removed by removeTmpDirs() (set FOOTFALL_KEEP_TMP=1 to keep). */
 export async function tmpDir(prefix) {
   await fsp.mkdir(TMP_DIR, { recursive: true });
-  return fsp.mkdtemp(path.join(TMP_DIR, prefix));
+  const dir = await fsp.mkdtemp(path.join(TMP_DIR, prefix));
+  made.push(dir);
+  return dir;
+}
+
+export async function removeTmpDirs() {
+  if (process.env.FOOTFALL_KEEP_TMP === '1') return;
+  for (const dir of made.splice(0)) await fsp.rm(dir, { recursive: true, force: true });
 }
 
 /**
