@@ -31,14 +31,21 @@ pub fn install(sdk: &Rc<Sdk>) {
     if sdk.cfg.pageviews {
         patch_history(sdk);
         let s = sdk.clone();
-        listen(sdk.win.as_ref(), "popstate", move |_| s.on_navigation(false));
+        listen(sdk.win.as_ref(), "popstate", move |_| {
+            s.on_navigation(false)
+        });
     }
     if sdk.cfg.clicks {
         let doc: EventTarget = get(&sdk.win, "document").unchecked_into();
         let s = sdk.clone();
-        let cb = Closure::<dyn FnMut(web_sys::Event)>::new(move |e: web_sys::Event| on_click(&s, &e));
+        let cb =
+            Closure::<dyn FnMut(web_sys::Event)>::new(move |e: web_sys::Event| on_click(&s, &e));
         // Capture phase: a page that stops propagation does not hide its clicks from us.
-        let _ = doc.add_event_listener_with_callback_and_bool("click", cb.as_ref().unchecked_ref(), true);
+        let _ = doc.add_event_listener_with_callback_and_bool(
+            "click",
+            cb.as_ref().unchecked_ref(),
+            true,
+        );
         cb.forget();
     }
 }
@@ -46,35 +53,50 @@ pub fn install(sdk: &Rc<Sdk>) {
 fn patch_history(sdk: &Rc<Sdk>) {
     let history = get(&sdk.win, "history");
     for name in ["pushState", "replaceState"] {
-        let Ok(original) = get(&history, name).dyn_into::<Function>() else { continue };
+        let Ok(original) = get(&history, name).dyn_into::<Function>() else {
+            continue;
+        };
         let s = sdk.clone();
         let h = history.clone();
-        let wrapper = Closure::<dyn FnMut(JsValue, JsValue, JsValue) -> Result<JsValue, JsValue>>::new(
-            move |state: JsValue, unused: JsValue, url: JsValue| {
-                // The page's own call first; its exception (e.g. a cross-origin URL) is the page's.
-                let args = if url.is_undefined() { Array::of2(&state, &unused) } else { Array::of3(&state, &unused, &url) };
-                let r = Reflect::apply(&original, &h, &args)?;
-                s.on_navigation(false);
-                Ok(r)
-            },
-        );
+        let wrapper =
+            Closure::<dyn FnMut(JsValue, JsValue, JsValue) -> Result<JsValue, JsValue>>::new(
+                move |state: JsValue, unused: JsValue, url: JsValue| {
+                    // The page's own call first; its exception (e.g. a cross-origin URL) is the page's.
+                    let args = if url.is_undefined() {
+                        Array::of2(&state, &unused)
+                    } else {
+                        Array::of3(&state, &unused, &url)
+                    };
+                    let r = Reflect::apply(&original, &h, &args)?;
+                    s.on_navigation(false);
+                    Ok(r)
+                },
+            );
         let _ = Reflect::set(&history, &JsValue::from_str(name), wrapper.as_ref());
         wrapper.forget();
     }
 }
 
 fn on_click(sdk: &Sdk, e: &web_sys::Event) {
-    let Some(target) = e.target().and_then(|t| t.dyn_into::<Element>().ok()) else { return };
-    let Ok(Some(el)) = target.closest(CAPTURED) else { return };
+    let Some(target) = e.target().and_then(|t| t.dyn_into::<Element>().ok()) else {
+        return;
+    };
+    let Ok(Some(el)) = target.closest(CAPTURED) else {
+        return;
+    };
     if !matches!(el.closest(".footfall-no-capture"), Ok(None)) {
         return;
     }
     let mut props = String::from("{");
-    let name = el.get_attribute("data-footfall-event").filter(|n| !n.is_empty());
+    let name = el
+        .get_attribute("data-footfall-event")
+        .filter(|n| !n.is_empty());
     if name.is_some() {
         for attr in el.get_attribute_names().iter() {
             let Some(a) = attr.as_string() else { continue };
-            let Some(key) = a.strip_prefix(PROP_PREFIX) else { continue };
+            let Some(key) = a.strip_prefix(PROP_PREFIX) else {
+                continue;
+            };
             if props.len() > 1 {
                 props.push(',');
             }
@@ -93,14 +115,28 @@ fn on_click(sdk: &Sdk, e: &web_sys::Event) {
         };
         field(&mut props, "tag", &tag);
         field(&mut props, "id", &el.id());
-        field(&mut props, "classes", &el.get_attribute("class").unwrap_or_default());
-        let text = if tag == "input" { String::new() } else { el.text_content().unwrap_or_default() };
+        field(
+            &mut props,
+            "classes",
+            &el.get_attribute("class").unwrap_or_default(),
+        );
+        let text = if tag == "input" {
+            String::new()
+        } else {
+            el.text_content().unwrap_or_default()
+        };
         field(&mut props, "text", clip(text.trim(), MAX_TEXT_CHARS));
         // `a.href` is the resolved URL; SVG links have an object there, so fall back to the attribute.
-        let href = get(&el, "href").as_string().or_else(|| el.get_attribute("href")).unwrap_or_default();
+        let href = get(&el, "href")
+            .as_string()
+            .or_else(|| el.get_attribute("href"))
+            .unwrap_or_default();
         field(&mut props, "href", &href);
         field(&mut props, "selector", &selector(&el));
-        let (x, y) = e.dyn_ref::<MouseEvent>().map(|m| (m.page_x(), m.page_y())).unwrap_or((0, 0));
+        let (x, y) = e
+            .dyn_ref::<MouseEvent>()
+            .map(|m| (m.page_x(), m.page_y()))
+            .unwrap_or((0, 0));
         props.push_str(",\"x\":");
         json::push_i64(&mut props, x as i64);
         props.push_str(",\"y\":");
@@ -131,7 +167,11 @@ fn selector(el: &Element) -> String {
             break;
         }
         let mut p = e.tag_name().to_ascii_lowercase();
-        for c in get_str(&e, "className").split_ascii_whitespace().filter(|c| css_ident(c)).take(2) {
+        for c in get_str(&e, "className")
+            .split_ascii_whitespace()
+            .filter(|c| css_ident(c))
+            .take(2)
+        {
             p.push('.');
             p.push_str(c);
         }
@@ -157,7 +197,8 @@ fn css_ident(s: &str) -> bool {
     !b.is_empty()
         && !b[0].is_ascii_digit()
         && b[0] != b'-'
-        && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-' || *c == b'_')
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || *c == b'-' || *c == b'_')
 }
 
 impl Sdk {

@@ -30,24 +30,46 @@ pub fn page(win: &Window) -> Page {
     let search = get_str(&loc, "search");
     let href = get_str(&loc, "href");
     let c = campaign::parse(&search);
-    let json = event::page_context(&path, &get_str(&doc, "referrer"), &search, &get_str(&doc, "title"), &href);
+    let json = event::page_context(
+        &path,
+        &get_str(&doc, "referrer"),
+        &search,
+        &get_str(&doc, "title"),
+        &href,
+    );
     let mut route = path;
     route.push_str(&search);
-    Page { json, campaign_json: c.json, campaign_key: c.key, route, href }
+    Page {
+        json,
+        campaign_json: c.json,
+        campaign_key: c.key,
+        route,
+        href,
+    }
 }
 
 /// The batch-level context, serialized.
 pub fn common(win: &Window) -> String {
     let nav = get(win, "navigator");
     let screen = get(win, "screen");
-    let int = |v: JsValue| v.as_f64().filter(|f| f.is_finite()).map(|f| f as i64).unwrap_or(0);
+    let int = |v: JsValue| {
+        v.as_f64()
+            .filter(|f| f.is_finite())
+            .map(|f| f as i64)
+            .unwrap_or(0)
+    };
     let density = get(win, "devicePixelRatio");
     // The browser prints the number: no float formatting code in the wasm.
     let density = match density.as_f64() {
-        Some(_) => String::from(js_sys::Number::from(density).to_string_with_radix(10).unwrap_or_else(|_| "1".into())),
+        Some(_) => String::from(
+            js_sys::Number::from(density)
+                .to_string_with_radix(10)
+                .unwrap_or_else(|_| "1".into()),
+        ),
         None => String::from("1"),
     };
-    let tz = js_sys::Intl::DateTimeFormat::new(&js_sys::Array::new(), &js_sys::Object::new()).resolved_options();
+    let tz = js_sys::Intl::DateTimeFormat::new(&js_sys::Array::new(), &js_sys::Object::new())
+        .resolved_options();
     event::common_context(&event::Common {
         user_agent: &get_str(&nav, "userAgent"),
         locale: &get_str(&nav, "language"),
@@ -62,5 +84,7 @@ pub fn common(win: &Window) -> String {
 pub fn privacy_signal(win: &Window) -> bool {
     let nav = get(win, "navigator");
     let dnt = |v: JsValue| v.as_string().is_some_and(|s| s == "1" || s == "yes");
-    dnt(get(&nav, "doNotTrack")) || dnt(get(win, "doNotTrack")) || get(&nav, "globalPrivacyControl").is_truthy()
+    dnt(get(&nav, "doNotTrack"))
+        || dnt(get(win, "doNotTrack"))
+        || get(&nav, "globalPrivacyControl").is_truthy()
 }

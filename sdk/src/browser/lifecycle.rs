@@ -45,7 +45,9 @@ pub fn listen(target: &EventTarget, name: &str, f: impl FnMut(web_sys::Event) + 
 }
 
 fn hide(sdk: &Sdk) {
-    let Ok(mut g) = sdk.inner.try_borrow_mut() else { return };
+    let Ok(mut g) = sdk.inner.try_borrow_mut() else {
+        return;
+    };
     transport::beacon_all(sdk, &mut g);
     g.hidden = true;
     g.state_dirty = true;
@@ -54,7 +56,9 @@ fn hide(sdk: &Sdk) {
 }
 
 fn show(sdk: &Sdk) {
-    let Ok(mut g) = sdk.inner.try_borrow_mut() else { return };
+    let Ok(mut g) = sdk.inner.try_borrow_mut() else {
+        return;
+    };
     if g.hidden {
         g.hidden = false;
         g.queue_dirty = true;

@@ -18,7 +18,11 @@ pub struct Pool {
 
 impl Pool {
     pub fn new(crypto: Option<Crypto>) -> Pool {
-        Pool { buf: vec![0; POOL], pos: POOL, crypto }
+        Pool {
+            buf: vec![0; POOL],
+            pos: POOL,
+            crypto,
+        }
     }
 
     fn refill(&mut self) {

@@ -29,7 +29,11 @@ struct Allocator(UnsafeCell<Heap>);
 unsafe impl Sync for Allocator {}
 
 #[global_allocator]
-static ALLOC: Allocator = Allocator(UnsafeCell::new(Heap { free: [0; CLASSES], next: 0, end: 0 }));
+static ALLOC: Allocator = Allocator(UnsafeCell::new(Heap {
+    free: [0; CLASSES],
+    next: 0,
+    end: 0,
+}));
 
 fn class(layout: &Layout) -> Option<usize> {
     if layout.align() > 16 {
@@ -46,7 +50,9 @@ fn class(layout: &Layout) -> Option<usize> {
 
 unsafe impl GlobalAlloc for Allocator {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let Some(c) = class(&layout) else { return core::ptr::null_mut() };
+        let Some(c) = class(&layout) else {
+            return core::ptr::null_mut();
+        };
         // SAFETY: single-threaded, and no reference to the heap outlives this call.
         let heap = unsafe { &mut *self.0.get() };
         let head = heap.free[c];
@@ -61,7 +67,9 @@ unsafe impl GlobalAlloc for Allocator {
             heap.end = heap.next;
         }
         let start = (heap.next + 15) & !15;
-        let Some(stop) = start.checked_add(size) else { return core::ptr::null_mut() };
+        let Some(stop) = start.checked_add(size) else {
+            return core::ptr::null_mut();
+        };
         if stop > heap.end {
             let pages = (stop - heap.end).div_ceil(PAGE);
             if wasm32::memory_grow(0, pages) == usize::MAX {

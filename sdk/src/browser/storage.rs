@@ -56,8 +56,18 @@ fn local_storage(win: &Window) -> Option<Storage> {
 
 impl Store {
     /// Opens storage as asked, falling back as needed. `tab` makes this tab's queue key.
-    pub fn open(win: &Window, asked: Persistence, cookie_domain: &str, secure: bool, tab: &str) -> Store {
-        let local = if asked == Persistence::Memory { None } else { local_storage(win) };
+    pub fn open(
+        win: &Window,
+        asked: Persistence,
+        cookie_domain: &str,
+        secure: bool,
+        tab: &str,
+    ) -> Store {
+        let local = if asked == Persistence::Memory {
+            None
+        } else {
+            local_storage(win)
+        };
         let mut cookie_attrs = String::from("; Max-Age=");
         cookie_attrs.push_str(MAX_AGE);
         cookie_attrs.push_str("; Path=/; SameSite=Lax");
@@ -100,12 +110,19 @@ impl Store {
     }
 
     fn set_cookie(&self, line: &str) -> bool {
-        js_sys::Reflect::set(&self.doc, &JsValue::from_str("cookie"), &JsValue::from_str(line)).is_ok()
+        js_sys::Reflect::set(
+            &self.doc,
+            &JsValue::from_str("cookie"),
+            &JsValue::from_str(line),
+        )
+        .is_ok()
     }
 
     /// The raw value of cookie `name`, if set.
     fn cookie_value(&self, name: &str) -> Option<String> {
-        let all = js_sys::Reflect::get(&self.doc, &JsValue::from_str("cookie")).ok()?.as_string()?;
+        let all = js_sys::Reflect::get(&self.doc, &JsValue::from_str("cookie"))
+            .ok()?
+            .as_string()?;
         for part in all.split(';') {
             let part = part.trim_start();
             if let Some(v) = part.strip_prefix(name).and_then(|r| r.strip_prefix('=')) {
@@ -133,7 +150,11 @@ impl Store {
     pub fn write_state(&mut self, s: &State) -> bool {
         let raw = persist::write_state(s);
         if self.state_in == Persistence::LocalStorage {
-            if self.local.as_ref().is_some_and(|l| l.set_item(STATE_KEY, &raw).is_ok()) {
+            if self
+                .local
+                .as_ref()
+                .is_some_and(|l| l.set_item(STATE_KEY, &raw).is_ok())
+            {
                 return true;
             }
             self.state_in = Persistence::Cookie;
@@ -182,10 +203,18 @@ impl Store {
     /// Loads this tab's own queue and the queues of tabs that are gone (closed, or silent for
     /// [`STALE_MS`]); adopted keys are removed. Oldest first, at most `max`.
     pub fn take_queues(&mut self, now: u64, max: usize) -> Vec<String> {
-        let Some(l) = self.local.clone() else { return Vec::new() };
+        let Some(l) = self.local.clone() else {
+            return Vec::new();
+        };
         // Our own key may be held by a live twin (a duplicated tab copies sessionStorage): then
         // take a fresh key instead of fighting over it.
-        if let Some(h) = l.get_item(&self.queue_key).ok().flatten().as_deref().and_then(persist::read_queue_header) {
+        if let Some(h) = l
+            .get_item(&self.queue_key)
+            .ok()
+            .flatten()
+            .as_deref()
+            .and_then(persist::read_queue_header)
+        {
             if !h.closed && now.saturating_sub(h.updated) < STALE_MS {
                 self.queue_key = String::from(QUEUE_PREFIX);
                 self.queue_key.push_str(&new_tab_id());
@@ -202,7 +231,9 @@ impl Store {
         }
         let mut found: Vec<(u64, Vec<String>)> = Vec::new();
         for k in keys {
-            let Ok(Some(raw)) = l.get_item(&k) else { continue };
+            let Ok(Some(raw)) = l.get_item(&k) else {
+                continue;
+            };
             let Some((h, msgs)) = persist::read_queue(&raw, max) else {
                 // Foreign or corrupt data under our prefix: drop it.
                 let _ = l.remove_item(&k);

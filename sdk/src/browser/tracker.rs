@@ -184,7 +184,11 @@ fn parse_options(win: &Window, o: &JsValue) -> Result<Config, JsValue> {
         None | Some("localStorage") => Persistence::LocalStorage,
         Some("cookie") => Persistence::Cookie,
         Some("memory") => Persistence::Memory,
-        Some(_) => return Err(type_error("persistence must be 'localStorage', 'cookie' or 'memory'")),
+        Some(_) => {
+            return Err(type_error(
+                "persistence must be 'localStorage', 'cookie' or 'memory'",
+            ))
+        }
     };
     let (pageviews, clicks) = match get(o, "autocapture") {
         v if v.is_undefined() => (true, true),
@@ -202,9 +206,16 @@ fn parse_options(win: &Window, o: &JsValue) -> Result<Config, JsValue> {
                     return Err(type_error(&m));
                 }
             }
-            (bool_option(&v, "pageviews", true)?, bool_option(&v, "clicks", true)?)
+            (
+                bool_option(&v, "pageviews", true)?,
+                bool_option(&v, "clicks", true)?,
+            )
         }
-        _ => return Err(type_error("autocapture must be a boolean or { pageviews, clicks }")),
+        _ => {
+            return Err(type_error(
+                "autocapture must be a boolean or { pageviews, clicks }",
+            ))
+        }
     };
     Ok(Config {
         write_key_json,
@@ -213,11 +224,13 @@ fn parse_options(win: &Window, o: &JsValue) -> Result<Config, JsValue> {
         cookie_domain: string_option(o, "cookieDomain")?.unwrap_or_default(),
         // Fractions count (a 0.5-minute timeout is handy in tests).
         session: session::Config {
-            idle_ms: ((number_option(o, "sessionTimeoutMinutes", 30.0, 0.0)? * 60_000.0) as u64).max(1),
+            idle_ms: ((number_option(o, "sessionTimeoutMinutes", 30.0, 0.0)? * 60_000.0) as u64)
+                .max(1),
             max_ms: ((number_option(o, "maxSessionHours", 24.0, 0.0)? * 3_600_000.0) as u64).max(1),
         },
         flush_at: number_option(o, "flushAt", 20.0, 1.0)? as usize,
-        flush_interval_ms: number_option(o, "flushIntervalMs", 5000.0, 0.0)?.min(2_147_483_647.0) as u32,
+        flush_interval_ms: number_option(o, "flushIntervalMs", 5000.0, 0.0)?.min(2_147_483_647.0)
+            as u32,
         max_queue: number_option(o, "maxQueueSize", 1000.0, 1.0)? as usize,
         pageviews,
         clicks,
@@ -241,7 +254,9 @@ impl Sdk {
         }
         let fns = self.fns.get()?;
         fns.seen.clear();
-        let out = js_sys::JSON::stringify_with_replacer(v, &fns.replacer).ok().and_then(|s| s.as_string());
+        let out = js_sys::JSON::stringify_with_replacer(v, &fns.replacer)
+            .ok()
+            .and_then(|s| s.as_string());
         fns.seen.clear();
         if out.is_none() {
             self.warn("properties could not be serialized; sent as {}");
@@ -249,7 +264,8 @@ impl Sdk {
         out
     }
 
-    /// Queues one message. `payload` is the serialized properties/traits.
+    /// Queues one message. `name`: event name (track), page name (page) or user id (identify);
+    /// `payload`: the serialized properties/traits.
     pub fn enqueue(&self, kind: Kind, name: &str, payload: &str, opts: &JsValue) {
         if self.disabled {
             return;
@@ -259,12 +275,19 @@ impl Sdk {
         let ctx = get(opts, "context");
         let (user_ctx, skip) = if is_plain_object(&ctx) {
             let has = |k: &str| Reflect::has(&ctx, &JsValue::from_str(k)).unwrap_or(false);
-            let skip = Skip { page: has("page"), campaign: has("campaign"), session_id: has("sessionId"), session_start: has("sessionStart") };
+            let skip = Skip {
+                page: has("page"),
+                campaign: has("campaign"),
+                session_id: has("sessionId"),
+                session_start: has("sessionStart"),
+            };
             (self.stringify(&ctx).unwrap_or_default(), skip)
         } else {
             (String::new(), Skip::default())
         };
-        let Ok(mut g) = self.inner.try_borrow_mut() else { return };
+        let Ok(mut g) = self.inner.try_borrow_mut() else {
+            return;
+        };
         let g = &mut *g;
         if g.state.opt_out {
             return;
@@ -272,11 +295,21 @@ impl Sdk {
         let now = now_ms();
         let campaign = core::mem::take(&mut g.pending_campaign);
         let (store, rand) = (&g.store, &mut g.rand);
-        let rotated = session::step(&mut g.state, now, &self.cfg.session, campaign, || store.read_state(), || {
-            ids::v7(now, rand.bytes())
-        });
+        let rotated = session::step(
+            &mut g.state,
+            now,
+            &self.cfg.session,
+            campaign,
+            || store.read_state(),
+            || ids::v7(now, rand.bytes()),
+        );
         if rotated.is_some() {
             g.start_pending = true;
+        }
+        // identify: the user id is set after the session step, so adopting another tab's newer
+        // state cannot undo it.
+        if kind == Kind::Identify {
+            g.state.user_id = String::from(name);
         }
         let msg = event::build(&event::Message {
             kind,
@@ -327,8 +360,15 @@ impl Sdk {
         }
         if g.queue_dirty {
             g.queue_dirty = false;
-            let msgs: Vec<&str> = if g.state.opt_out { Vec::new() } else { g.queue.all().collect() };
-            let header = QueueHeader { updated: now_ms(), closed: g.hidden };
+            let msgs: Vec<&str> = if g.state.opt_out {
+                Vec::new()
+            } else {
+                g.queue.all().collect()
+            };
+            let header = QueueHeader {
+                updated: now_ms(),
+                closed: g.hidden,
+            };
             if !g.store.write_queue(header, &msgs, g.queue.bytes()) {
                 self.warn("queue too large for localStorage; kept the newest part");
             }
@@ -351,7 +391,9 @@ impl Sdk {
     /// context; a new path or query (or `force`) is a pageview.
     pub fn on_navigation(&self, force: bool) {
         let route_changed = {
-            let Ok(mut g) = self.inner.try_borrow_mut() else { return };
+            let Ok(mut g) = self.inner.try_borrow_mut() else {
+                return;
+            };
             let page = context::page(&self.win);
             let changed = page.route != g.page.route;
             if changed || force {
@@ -398,10 +440,22 @@ impl Tracker {
         let mut rand = Pool::new(win.crypto().ok());
         // Under a privacy signal nothing touches storage, not even the tab id.
         let (store, tab) = if disabled {
-            (Store::open(&win, Persistence::Memory, "", false, ""), String::new())
+            (
+                Store::open(&win, Persistence::Memory, "", false, ""),
+                String::new(),
+            )
         } else {
             let tab = storage::tab_id(&win);
-            (Store::open(&win, cfg.persistence, &cfg.cookie_domain, storage::is_secure(&win), &tab), tab)
+            (
+                Store::open(
+                    &win,
+                    cfg.persistence,
+                    &cfg.cookie_domain,
+                    storage::is_secure(&win),
+                    &tab,
+                ),
+                tab,
+            )
         };
         let _ = tab;
         let mut state = store.read_state().unwrap_or_default();
@@ -433,7 +487,13 @@ impl Tracker {
             hidden: false,
             waiters: Vec::new(),
         };
-        let sdk = Rc::new(Sdk { win, cfg, disabled, inner: RefCell::new(inner), fns: OnceCell::new() });
+        let sdk = Rc::new(Sdk {
+            win,
+            cfg,
+            disabled,
+            inner: RefCell::new(inner),
+            fns: OnceCell::new(),
+        });
         let _ = sdk.fns.set(make_fns(&sdk));
         if !disabled {
             lifecycle::install(&sdk);
@@ -451,7 +511,12 @@ impl Tracker {
     }
 
     /// `track(event, properties?, options?)`
-    pub fn track(&self, event: JsValue, properties: JsValue, options: JsValue) -> Result<(), JsValue> {
+    pub fn track(
+        &self,
+        event: JsValue,
+        properties: JsValue,
+        options: JsValue,
+    ) -> Result<(), JsValue> {
         let Some(name) = event.as_string() else {
             return Err(type_error("event must be a string (the event name)"));
         };
@@ -461,7 +526,12 @@ impl Tracker {
     }
 
     /// `page(name?, properties?, options?)`
-    pub fn page(&self, name: JsValue, properties: JsValue, options: JsValue) -> Result<(), JsValue> {
+    pub fn page(
+        &self,
+        name: JsValue,
+        properties: JsValue,
+        options: JsValue,
+    ) -> Result<(), JsValue> {
         let name = match name.as_string() {
             Some(n) => n,
             None if name.is_undefined() || name.is_null() => String::new(),
@@ -477,33 +547,34 @@ impl Tracker {
     }
 
     /// `identify(userId, traits?, options?)`
-    pub fn identify(&self, user_id: JsValue, traits: JsValue, options: JsValue) -> Result<(), JsValue> {
+    pub fn identify(
+        &self,
+        user_id: JsValue,
+        traits: JsValue,
+        options: JsValue,
+    ) -> Result<(), JsValue> {
         // Numbers are accepted as ids (Segment does), printed by the browser.
         let number = || {
             let n = user_id.as_f64().filter(|f| f.is_finite())?;
-            js_sys::Number::from(n).to_string_with_radix(10).ok().map(String::from)
+            js_sys::Number::from(n)
+                .to_string_with_radix(10)
+                .ok()
+                .map(String::from)
         };
         let Some(user_id) = user_id.as_string().or_else(number) else {
             return Err(type_error("userId must be a string"));
         };
         let traits = self.payload(&traits, "traits must be a plain object")?;
-        if self.sdk.disabled {
-            return Ok(());
-        }
-        if let Ok(mut g) = self.sdk.inner.try_borrow_mut() {
-            if g.state.opt_out {
-                return Ok(());
-            }
-            g.state.user_id = user_id;
-            g.state_dirty = true;
-        }
-        self.sdk.enqueue(Kind::Identify, "", &traits, &options);
+        self.sdk
+            .enqueue(Kind::Identify, &user_id, &traits, &options);
         Ok(())
     }
 
     /// Logout: forget the user, new anonymous id, new session.
     pub fn reset(&self) {
-        let Ok(mut g) = self.sdk.inner.try_borrow_mut() else { return };
+        let Ok(mut g) = self.sdk.inner.try_borrow_mut() else {
+            return;
+        };
         let g = &mut *g;
         let now = now_ms();
         let anon = ids::v4(g.rand.bytes());
@@ -521,7 +592,9 @@ impl Tracker {
         if self.sdk.disabled {
             return done();
         }
-        let Ok(mut g) = self.sdk.inner.try_borrow_mut() else { return done() };
+        let Ok(mut g) = self.sdk.inner.try_borrow_mut() else {
+            return done();
+        };
         let mark = g.queue.mark();
         if !g.queue.holds_before(mark) {
             return done();
@@ -548,12 +621,20 @@ impl Tracker {
 
     #[wasm_bindgen(js_name = sessionId)]
     pub fn session_id(&self) -> String {
-        self.sdk.inner.try_borrow().map(|g| g.state.session_id.clone()).unwrap_or_default()
+        self.sdk
+            .inner
+            .try_borrow()
+            .map(|g| g.state.session_id.clone())
+            .unwrap_or_default()
     }
 
     #[wasm_bindgen(js_name = anonymousId)]
     pub fn anonymous_id(&self) -> String {
-        self.sdk.inner.try_borrow().map(|g| g.state.anonymous_id.clone()).unwrap_or_default()
+        self.sdk
+            .inner
+            .try_borrow()
+            .map(|g| g.state.anonymous_id.clone())
+            .unwrap_or_default()
     }
 
     #[wasm_bindgen(js_name = userId)]
@@ -572,14 +653,20 @@ impl Tracker {
         if !is_plain_object(v) {
             return Err(type_error(err));
         }
-        Ok(self.sdk.stringify(v).filter(|s| s.starts_with('{')).unwrap_or_else(|| String::from("{}")))
+        Ok(self
+            .sdk
+            .stringify(v)
+            .filter(|s| s.starts_with('{'))
+            .unwrap_or_else(|| String::from("{}")))
     }
 
     fn set_opt_out(&self, out: bool) {
         if self.sdk.disabled {
             return;
         }
-        let Ok(mut g) = self.sdk.inner.try_borrow_mut() else { return };
+        let Ok(mut g) = self.sdk.inner.try_borrow_mut() else {
+            return;
+        };
         let g = &mut *g;
         g.state.opt_out = out;
         if out {
@@ -603,23 +690,29 @@ fn make_fns(sdk: &Rc<Sdk>) -> Fns {
         }
     });
     let s = sdk.clone();
-    let on_response = Closure::<dyn FnMut(JsValue)>::new(move |r: JsValue| transport::on_response(&s, &r));
+    let on_response =
+        Closure::<dyn FnMut(JsValue)>::new(move |r: JsValue| transport::on_response(&s, &r));
     let s = sdk.clone();
-    let on_network_error = Closure::<dyn FnMut(JsValue)>::new(move |_e: JsValue| transport::on_network_error(&s));
+    let on_network_error =
+        Closure::<dyn FnMut(JsValue)>::new(move |_e: JsValue| transport::on_network_error(&s));
     let seen = js_sys::Set::new(&JsValue::UNDEFINED);
     let seen2 = seen.clone();
-    let replacer = Closure::<dyn FnMut(JsValue, JsValue) -> JsValue>::new(move |_k: JsValue, v: JsValue| {
-        if v.is_bigint() {
-            return js_sys::BigInt::unchecked_from_js(v).to_string(10).map(JsValue::from).unwrap_or(JsValue::NULL);
-        }
-        if v.is_object() {
-            if seen2.has(&v) {
-                return JsValue::from_str("[Circular]");
+    let replacer =
+        Closure::<dyn FnMut(JsValue, JsValue) -> JsValue>::new(move |_k: JsValue, v: JsValue| {
+            if v.is_bigint() {
+                return js_sys::BigInt::unchecked_from_js(v)
+                    .to_string(10)
+                    .map(JsValue::from)
+                    .unwrap_or(JsValue::NULL);
             }
-            seen2.add(&v);
-        }
-        v
-    });
+            if v.is_object() {
+                if seen2.has(&v) {
+                    return JsValue::from_str("[Circular]");
+                }
+                seen2.add(&v);
+            }
+            v
+        });
     Fns {
         timer: timer.into_js_value().unchecked_into(),
         task_end: task_end.into_js_value().unchecked_into(),

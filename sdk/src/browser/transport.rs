@@ -12,8 +12,8 @@ use crate::core::backoff::{self, Verdict};
 use crate::core::event;
 use crate::core::queue::{KEEPALIVE_BYTES, MAX_BATCH_BYTES, MAX_BATCH_COUNT};
 use js_sys::{Object, Reflect};
-use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen::prelude::wasm_bindgen;
+use wasm_bindgen::{JsCast, JsValue};
 use web_sys::Response;
 
 #[wasm_bindgen]
@@ -25,7 +25,11 @@ extern "C" {
 
     type Thenable;
     #[wasm_bindgen(method, catch)]
-    fn then(this: &Thenable, ok: &js_sys::Function, err: &js_sys::Function) -> Result<JsValue, JsValue>;
+    fn then(
+        this: &Thenable,
+        ok: &js_sys::Function,
+        err: &js_sys::Function,
+    ) -> Result<JsValue, JsValue>;
 }
 
 /// Sends the next batch if the rules allow. `due`: the flush interval elapsed or a flush was
@@ -53,8 +57,19 @@ pub fn maybe_send(sdk: &Sdk, g: &mut Inner, due: bool, forced: bool) {
 
 fn send(sdk: &Sdk, g: &mut Inner, now: u64) {
     let overhead = event::batch_overhead(&sdk.cfg.write_key_json, &g.common_json);
-    let Some(batch) = g.queue.next_batch(overhead, MAX_BATCH_BYTES, MAX_BATCH_COUNT) else { return };
-    let body = event::batch_body(g.queue.messages(batch), batch.bytes, now, &sdk.cfg.write_key_json, &g.common_json);
+    let Some(batch) = g
+        .queue
+        .next_batch(overhead, MAX_BATCH_BYTES, MAX_BATCH_COUNT)
+    else {
+        return;
+    };
+    let body = event::batch_body(
+        g.queue.messages(batch),
+        batch.bytes,
+        now,
+        &sdk.cfg.write_key_json,
+        &g.common_json,
+    );
     let Some(fns) = sdk.fns.get() else { return };
     g.queue.begin(batch);
     // The queue header's time doubles as a liveness signal for other tabs (storage::STALE_MS).
@@ -71,7 +86,11 @@ fn send(sdk: &Sdk, g: &mut Inner, now: u64) {
     let started = fetch(&sdk.cfg.url, &init)
         .ok()
         .filter(|p| p.is_instance_of::<js_sys::Promise>())
-        .and_then(|p| p.unchecked_ref::<Thenable>().then(&fns.on_response, &fns.on_network_error).ok());
+        .and_then(|p| {
+            p.unchecked_ref::<Thenable>()
+                .then(&fns.on_response, &fns.on_network_error)
+                .ok()
+        });
     if started.is_none() {
         settle(sdk, g, 0, None);
     }
@@ -95,21 +114,30 @@ fn arm(sdk: &Sdk, g: &mut Inner, at: u64) {
 }
 
 pub fn on_timer(sdk: &Sdk) {
-    let Ok(mut g) = sdk.inner.try_borrow_mut() else { return };
+    let Ok(mut g) = sdk.inner.try_borrow_mut() else {
+        return;
+    };
     g.timer = None;
     maybe_send(sdk, &mut g, true, false);
 }
 
 pub fn on_response(sdk: &Sdk, r: &JsValue) {
-    let Ok(mut g) = sdk.inner.try_borrow_mut() else { return };
+    let Ok(mut g) = sdk.inner.try_borrow_mut() else {
+        return;
+    };
     let (status, retry_after) = match r.dyn_ref::<Response>() {
         Some(resp) => {
-            let ra = resp.headers().get("retry-after").ok().flatten().and_then(|v| {
-                backoff::parse_retry_after_seconds(&v).or_else(|| {
-                    let t = js_sys::Date::parse(&v);
-                    t.is_finite().then(|| (t as u64).saturating_sub(now_ms()))
-                })
-            });
+            let ra = resp
+                .headers()
+                .get("retry-after")
+                .ok()
+                .flatten()
+                .and_then(|v| {
+                    backoff::parse_retry_after_seconds(&v).or_else(|| {
+                        let t = js_sys::Date::parse(&v);
+                        t.is_finite().then(|| (t as u64).saturating_sub(now_ms()))
+                    })
+                });
             (resp.status(), ra)
         }
         None => (0, None),
@@ -142,25 +170,52 @@ fn settle(sdk: &Sdk, g: &mut Inner, status: u16, retry_after: Option<u64>) {
     sdk.schedule_task_end(g);
     sdk.settle_waiters(g);
     let forced = !g.waiters.is_empty() && verdict != Verdict::Retry;
-    maybe_send(sdk, g, verdict != Verdict::Retry && g.queue.unsent() >= sdk.cfg.flush_at || forced, false);
+    maybe_send(
+        sdk,
+        g,
+        verdict != Verdict::Retry && g.queue.unsent() >= sdk.cfg.flush_at || forced,
+        false,
+    );
 }
 
 /// Page hide: hand every unsent message to `sendBeacon`, ≤ 60 KB per call, until the browser
 /// refuses one; what is refused stays queued.
+///
+/// A beacon the browser accepts is only handed over, not acknowledged. While the ingest answers
+/// (no failure since the last success) we trust it and drop what was handed over; while it is
+/// failing (backoff running) a beacon would most likely be lost, so the messages also stay in the
+/// persisted queue and the next page load resends them — the ingest dedupes by messageId.
 pub fn beacon_all(sdk: &Sdk, g: &mut Inner) {
     if sdk.disabled || g.state.opt_out {
         return;
     }
+    let trusted = g.backoff.attempt == 0;
     let nav: web_sys::Navigator = get(&sdk.win, "navigator").unchecked_into();
     let overhead = event::batch_overhead(&sdk.cfg.write_key_json, &g.common_json);
-    while let Some(b) = g.queue.next_batch(overhead, KEEPALIVE_BYTES, MAX_BATCH_COUNT) {
-        let body = event::batch_body(g.queue.messages(b), b.bytes, now_ms(), &sdk.cfg.write_key_json, &g.common_json);
-        if !nav.send_beacon_with_opt_str(&sdk.cfg.url, Some(&body)).unwrap_or(false) {
+    let mut after = 0;
+    while let Some(b) = g
+        .queue
+        .next_batch_after(after, overhead, KEEPALIVE_BYTES, MAX_BATCH_COUNT)
+    {
+        let body = event::batch_body(
+            g.queue.messages(b),
+            b.bytes,
+            now_ms(),
+            &sdk.cfg.write_key_json,
+            &g.common_json,
+        );
+        if !nav
+            .send_beacon_with_opt_str(&sdk.cfg.url, Some(&body))
+            .unwrap_or(false)
+        {
             sdk.warn("sendBeacon refused; events stay queued");
             break;
         }
-        g.queue.remove(b);
-        g.queue_dirty = true;
+        after = b.last;
+        if trusted {
+            g.queue.remove(b);
+            g.queue_dirty = true;
+        }
     }
     sdk.settle_waiters(g);
 }

@@ -143,9 +143,26 @@ impl Queue {
     /// 413 cap) messages, and `overhead` + messages + commas ≤ `max_bytes`. Always at least one
     /// message when any is unsent (a message alone always fits: see [`MAX_MESSAGE_BYTES`]).
     pub fn next_batch(&self, overhead: usize, max_bytes: usize, max_count: usize) -> Option<Batch> {
+        self.next_batch_after(0, overhead, max_bytes, max_count)
+    }
+
+    /// Like [`Queue::next_batch`], skipping messages up to sequence `after` too (walks the queue
+    /// without removing what it hands out, e.g. beacons that we do not trust to arrive).
+    pub fn next_batch_after(
+        &self,
+        after: u64,
+        overhead: usize,
+        max_bytes: usize,
+        max_count: usize,
+    ) -> Option<Batch> {
         let cap = max_count.min(self.batch_cap).max(1);
         let mut batch: Option<Batch> = None;
-        for item in self.items.iter().skip(self.first_unsent()) {
+        for item in self
+            .items
+            .iter()
+            .skip(self.first_unsent())
+            .filter(|i| i.seq > after)
+        {
             let add = item.json.len() + usize::from(batch.is_some());
             match &mut batch {
                 None => {
@@ -368,6 +385,19 @@ mod tests {
                 .count,
             2
         );
+    }
+
+    #[test]
+    fn walking_batches_without_removing_them() {
+        let mut q = filled(5, 10);
+        let inflight = q.next_batch(0, MAX_BATCH_BYTES, 1).unwrap();
+        q.begin(inflight);
+        let a = q.next_batch_after(0, 0, MAX_BATCH_BYTES, 2).unwrap();
+        assert_eq!((a.first, a.count), (2, 2));
+        let b = q.next_batch_after(a.last, 0, MAX_BATCH_BYTES, 2).unwrap();
+        assert_eq!((b.first, b.count), (4, 2));
+        assert_eq!(q.next_batch_after(b.last, 0, MAX_BATCH_BYTES, 2), None);
+        assert_eq!(q.len(), 5);
     }
 
     #[test]

@@ -76,12 +76,13 @@ impl State {
         }
     }
 
-    /// Takes `stored` (another tab's write) when it is at least as recent as ours: newest writer
+    /// Takes `stored` (another tab's write) when its activity is newer than ours: newest writer
     /// wins for the whole state, so another tab's `reset`, `identify` or `optOut` arrives too.
-    /// Returns true when something changed.
+    /// Not on a tie: then `stored` is most likely our own earlier write, and our unsaved changes
+    /// (say, an `identify` in this task) must survive. Returns true when something changed.
     pub fn adopt(&mut self, stored: &State) -> bool {
         if stored.anonymous_id.is_empty()
-            || stored.last_activity < self.last_activity
+            || stored.last_activity <= self.last_activity
             || stored == self
         {
             return false;
@@ -357,6 +358,30 @@ mod tests {
             "empty stored state is never adopted"
         );
         assert!(!mine.adopt(&mine.clone()));
+        // A tie is our own earlier write: unsaved changes win.
+        let mut fresh = State {
+            user_id: "u2".into(),
+            ..live("s", T0, T0)
+        };
+        assert!(!fresh.adopt(&live("s", T0, T0)));
+        assert_eq!(fresh.user_id, "u2");
+    }
+
+    #[test]
+    fn identify_before_the_first_session_survives_the_rotation_read() {
+        // Start of page: stored state has no session yet and the same (zero) activity time.
+        let stored = State {
+            anonymous_id: "anon".into(),
+            ..State::default()
+        };
+        let mine = State {
+            user_id: "user-42".into(),
+            ..stored.clone()
+        };
+        let (r, after, read) = run(mine, T0, 0, Some(stored));
+        assert!(read);
+        assert_eq!(r, Some(Rotation::New));
+        assert_eq!(after.user_id, "user-42");
     }
 
     #[test]
