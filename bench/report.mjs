@@ -37,7 +37,7 @@ function row(area, what, ours, peer, ratio, budget = '', pass) {
 if (sdk) {
   const ours = sdk.subjects.filter((s) => s.ours);
   const peers = sdk.subjects.filter((s) => s.peer);
-  const label = (s) => (s.id === 'footfall-esm' ? 'npm' : s.id === 'footfall-tag' ? 'tag' : s.name);
+  const label = (s) => ({ 'footfall-esm': 'npm', 'footfall-tag': 'tag', 'footfall-pkg': 'sdk/pkg' }[s.id] || s.name);
   const peerList = (f) => peers.map((p) => `${p.name} ${f(p)}`).join('; ');
   const N = sdk.events;
   // The empty page (no SDK) is the harness floor: navigation + an inline module script, and an

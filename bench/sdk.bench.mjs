@@ -54,9 +54,12 @@ const SUBJECTS = [
     version: pkgVersion('posthog-js') },
   { id: 'segment', name: '@segment/analytics-next', page: 'segment.html', collector: 'sink', peer: true,
     version: pkgVersion('@segment/analytics-next') },
+  // Not run by default (only with --only footfall-pkg): the SDK straight from sdk/pkg.
+  { id: 'footfall-pkg', name: 'Footfall (sdk/pkg)', page: 'footfall-pkg.html', collector: 'ingest', ours: true,
+    optIn: true },
   // The harness floor: an inline module script and an empty `track` — what every figure sits on.
   { id: 'empty', name: 'empty page', page: 'empty.html', collector: 'sink', baseline: true },
-].filter((s) => !ONLY || ONLY.includes(s.id));
+].filter((s) => (ONLY ? ONLY.includes(s.id) : !s.optIn));
 
 function pkgVersion(name) {
   return JSON.parse(fs.readFileSync(path.join(BENCH, 'node_modules', name, 'package.json'), 'utf8')).version;
@@ -103,6 +106,7 @@ async function main() {
     '/pages/': path.join(BENCH, 'pages'),
     '/build/': buildDir,
     '/dist/': DIST,
+    '/pkg/': path.join(REPO, 'sdk', 'pkg'),
   });
   const sink = await countingSink();
   const browser = await chromium.launch({
