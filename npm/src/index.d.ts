@@ -71,19 +71,33 @@ export interface Tracker {
   optOut(): void;
   /** Undoes optOut(); persisted. */
   optIn(): void;
-  sessionId(): string | undefined;
-  anonymousId(): string | undefined;
+  /** The current session id (UUID v7). */
+  sessionId(): string;
+  /** This browser's anonymous id. */
+  anonymousId(): string;
+  /** The id given to identify(), until reset(). */
   userId(): string | undefined;
 }
 
-/** Loads the wasm and starts tracking. Throws a TypeError naming the argument on wrong options. */
+/** The name the SDK adapter's own types use (sdk/js/index.d.ts). */
+export type FootfallOptions = InitOptions;
+
+/**
+ * Loads the wasm and starts tracking; resolves to the page's tracker (the same one on later calls).
+ * Throws a TypeError naming the argument on wrong options.
+ */
 export function init(options: InitOptions): Promise<Tracker>;
+export default init;
 
 /**
  * `window.footfall` as defined by the script tag (dist/footfall.js) or the snippet: the tracker's
  * methods, callable before the SDK is ready (calls are queued with their time and page).
  */
-export interface ScriptTagFootfall extends Tracker {
+export interface ScriptTagFootfall extends Omit<Tracker, 'sessionId' | 'anonymousId' | 'userId'> {
+  /** `undefined` until the SDK is ready. */
+  sessionId(): string | undefined;
+  anonymousId(): string | undefined;
+  userId(): string | undefined;
   /** Calls `callback` with the tracker once the SDK is ready (at once if it already is). */
   ready(callback?: (tracker: Tracker) => void): Promise<Tracker>;
   /** True once the SDK is ready. */

@@ -2,3 +2,4 @@
 //! the wasm-bindgen glue. The wasm is fetched from `new URL('./footfall_bg.wasm', import.meta.url)`,
 //! which Vite and webpack 5 turn into an emitted asset without any plugin.
 export * from 'footfall-sdk-pkg';
+export { default } from 'footfall-sdk-pkg';
