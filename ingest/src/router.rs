@@ -203,7 +203,10 @@ async fn ingest(state: AppState, endpoint: Endpoint, req: Request) -> Response {
     let allow = allowed_origin(&state, origin_of(&parts.headers), key);
     let mut response = match result {
         Ok(()) => Json(json!({"success": true})).into_response(),
-        Err(e) => e.into_response(),
+        Err(e) => {
+            tracing::debug!(path = parts.uri.path(), status = e.status().as_u16(), code = e.code(), error = %e, "request not fully accepted");
+            e.into_response()
+        }
     };
     add_cors(&mut response, allow);
     response
