@@ -13,7 +13,7 @@
 //!  - RSS: VmRSS of an idle ingest after start, VmHWM after each run (max reported).
 //! Writes results/ingest.json. Usage: node ingest.bench.mjs [--duration 5] [--quick]
 
-import { spawn, execFileSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -105,7 +105,8 @@ async function startNginx(tmp) {
     try {
       const r = await fetch(`http://127.0.0.1:${port}/v1/track`, { method: 'POST', body: '{}' });
       if (r.status === 204) {
-        const version = execFileSync(bin, ['-v'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }) || '';
+        const v = spawnSync(bin, ['-v'], { encoding: 'utf8' }); // nginx prints its version to stderr
+        const version = `${v.stdout}${v.stderr}`.replace('nginx version: ', '').trim();
         return { url: `http://127.0.0.1:${port}`, pids: () => [proc.pid, ...childrenOf(proc.pid)], stop: () => stopProcess(proc), version };
       }
     } catch { /* not yet */ }
@@ -192,7 +193,8 @@ async function main() {
   const res = {
     date: new Date().toISOString(), duration: DURATION, conns: CONNS, cores: os.cpus().length,
     loadavg: os.loadavg(), nginx: nginx.version.trim(),
-    wrk: (() => { try { return execFileSync('wrk', ['-v'], { encoding: 'utf8' }); } catch (e) { return String(e.stdout || '').trim(); } })().split('\n')[0],
+    // `wrk -v` prints "wrk debian/4.1.0-3+b2 [epoll] Copyright …" and exits 1.
+    wrk: (() => { const v = spawnSync('wrk', ['-v'], { encoding: 'utf8' }); return `${v.stdout}${v.stderr}`; })().split('\n')[0].replace(/\s*Copyright.*/, ''),
   };
   try {
     // Peak: the same requests to both servers, nginx first then the ingest, for each request kind.

@@ -17,12 +17,14 @@ const cg = read('callgrind.json');
 
 const KB = 1024;
 const MIB = 1024 * 1024;
-const fmtKB = (b) => `${(b / KB).toFixed(1)} KB`;
-const fmtMs = (ms) => (ms >= 100 ? `${ms.toFixed(0)} ms` : `${ms.toFixed(1)} ms`);
-const fmtN = (n) => Math.round(n).toLocaleString('en-US');
-const fmtMB = (b) => `${(b / MIB).toFixed(1)} MiB`;
-const fmtUs = (us) => (us >= 100 ? `${us.toFixed(0)} µs` : us >= 1 ? `${us.toFixed(2)} µs` : `${(us * 1000).toFixed(0)} ns`);
-const x = (r) => (r >= 10 ? `${r.toFixed(0)}×` : `${r.toFixed(1)}×`);
+// Every formatter says "n/a" for a figure that was not measured (never a made-up number).
+const na = (f) => (v) => (typeof v === 'number' && Number.isFinite(v) ? f(v) : 'n/a');
+const fmtKB = na((b) => `${(b / KB).toFixed(1)} KB`);
+const fmtMs = na((ms) => (ms >= 100 ? `${ms.toFixed(0)} ms` : `${ms.toFixed(1)} ms`));
+const fmtN = na((n) => Math.round(n).toLocaleString('en-US'));
+const fmtMB = na((b) => `${(b / MIB).toFixed(1)} MiB`);
+const fmtUs = na((us) => (us >= 100 ? `${us.toFixed(0)} µs` : us >= 1 ? `${us.toFixed(2)} µs` : `${(us * 1000).toFixed(0)} ns`));
+const x = na((r) => (r >= 10 ? `${r.toFixed(0)}×` : `${r.toFixed(1)}×`));
 
 const rows = [];
 const verdicts = [];
@@ -149,7 +151,7 @@ const head = [];
 head.push(`## Footfall benchmarks — ${date.slice(0, 16).replace('T', ' ')} UTC`);
 head.push('');
 const env = [`${os.cpus().length} cores (${os.cpus()[0]?.model?.trim()}): the load generator (wrk), the servers and Chromium share them`];
-if (ing) env.push(`load average at ingest start ${ing.loadavg.map((l) => l.toFixed(2)).join(' ')}`, `${ing.wrk}`, `${ing.nginx.replace('nginx version: ', '')} (\`return 204;\`, bench/nginx.conf)`, `ingest \`--fsync always\`, ${ing.duration} s per run`);
+if (ing) env.push(`load average at ingest start ${ing.loadavg.map((l) => l.toFixed(2)).join(' ')}`, `${ing.wrk}`, `${ing.nginx} (\`return 204;\`, bench/nginx.conf)`, `ingest \`--fsync always\`, ${ing.duration} s per run`);
 if (sdk) env.push(`Chromium ${sdk.chromium}`, `peers from npm: ${sdk.subjects.filter((s) => s.peer).map((s) => `${s.name} ${s.version}`).join(', ')}`);
 head.push(env.join('; ') + '.');
 head.push('');

@@ -43,20 +43,19 @@ fi
 # --- runs (one after the other, so they do not share the cores with each other) --------------------
 say "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 status=0
+# Only this run's results go into the table.
+rm -f bench/results/sdk.json bench/results/ingest.json bench/results/callgrind.json
 if [ "${BENCH_ONLY:-sdk}" = "sdk" ]; then
-  rm -f bench/results/sdk.json
   say "SDK benchmark (Chromium; ~3-4 min: the peers take seconds per 10,000 calls)"
   # shellcheck disable=SC2086
   node bench/sdk.bench.mjs ${SDK_BENCH_ARGS:-} || status=1
 fi
 if [ "${BENCH_ONLY:-ingest}" = "ingest" ]; then
-  rm -f bench/results/ingest.json
   say "ingest benchmark (wrk; ~2-3 min)"
   # shellcheck disable=SC2086
   node bench/ingest.bench.mjs ${INGEST_BENCH_ARGS:-} || status=1
 fi
 if [ "${BENCH_ONLY:-callgrind}" = "callgrind" ] || [ "${BENCH_ONLY:-}" = "ingest" ]; then
-  rm -f bench/results/callgrind.json
   say "ingest instruction counts under callgrind (~30 s)"
   node bench/ingest.callgrind.mjs || status=1
 fi
