@@ -149,7 +149,7 @@ fn on_click(sdk: &Sdk, e: &web_sys::Event) {
 /// The first `max` chars of `s`.
 fn clip(s: &str, max: usize) -> &str {
     match s.char_indices().nth(max) {
-        Some((i, _)) => &s[..i],
+        Some((i, _)) => s.get(..i).unwrap_or(s),
         None => s,
     }
 }
@@ -193,12 +193,11 @@ fn selector(el: &Element) -> String {
 
 /// Safe to use unescaped in a selector.
 fn css_ident(s: &str) -> bool {
-    let b = s.as_bytes();
-    !b.is_empty()
-        && !b[0].is_ascii_digit()
-        && b[0] != b'-'
-        && b.iter()
-            .all(|c| c.is_ascii_alphanumeric() || *c == b'-' || *c == b'_')
+    let first = s.bytes().next().unwrap_or(b'0');
+    !first.is_ascii_digit()
+        && first != b'-'
+        && s.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
 }
 
 impl Sdk {

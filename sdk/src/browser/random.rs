@@ -47,8 +47,8 @@ impl Pool {
             self.refill();
         }
         let mut out = [0u8; N];
-        if let Some(src) = self.buf.get(self.pos..self.pos + N) {
-            out.copy_from_slice(src);
+        for (d, s) in out.iter_mut().zip(self.buf.iter().skip(self.pos)) {
+            *d = *s;
         }
         self.pos += N;
         out

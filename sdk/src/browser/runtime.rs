@@ -55,10 +55,13 @@ unsafe impl GlobalAlloc for Allocator {
         };
         // SAFETY: single-threaded, and no reference to the heap outlives this call.
         let heap = unsafe { &mut *self.0.get() };
-        let head = heap.free[c];
+        let Some(slot) = heap.free.get_mut(c) else {
+            return core::ptr::null_mut();
+        };
+        let head = *slot;
         if head != 0 {
             // SAFETY: a free block stores the address of the next free block in its first word.
-            heap.free[c] = unsafe { *(head as *const usize) };
+            *slot = unsafe { *(head as *const usize) };
             return head as *mut u8;
         }
         let size = 1usize << c;
@@ -85,8 +88,11 @@ unsafe impl GlobalAlloc for Allocator {
         let Some(c) = class(&layout) else { return };
         // SAFETY: as in alloc; `ptr` came from alloc with the same layout, so it has class `c`.
         let heap = unsafe { &mut *self.0.get() };
-        unsafe { *(ptr as *mut usize) = heap.free[c] };
-        heap.free[c] = ptr as usize;
+        let Some(slot) = heap.free.get_mut(c) else {
+            return;
+        };
+        unsafe { *(ptr as *mut usize) = *slot };
+        *slot = ptr as usize;
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {

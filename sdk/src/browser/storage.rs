@@ -96,6 +96,11 @@ impl Store {
         store
     }
 
+    /// The attributes every state cookie is written with.
+    pub fn cookie_attributes(&self) -> &str {
+        &self.cookie_attrs
+    }
+
     fn cookies_work(&self) -> bool {
         let mut probe = String::from("ff_probe=1; Max-Age=10; Path=/; SameSite=Lax");
         if self.cookie_attrs.contains("; Secure") {
@@ -244,10 +249,22 @@ impl Store {
                 found.push((h.updated, msgs));
             }
         }
-        found.sort_by_key(|f| f.0);
-        let mut out: Vec<String> = found.into_iter().flat_map(|f| f.1).collect();
-        if out.len() > max {
-            out.drain(..out.len() - max);
+        // Oldest queue first (a handful of keys: selection, no sort machinery in the wasm).
+        let mut out: Vec<String> = Vec::new();
+        while let Some(pos) = found
+            .iter()
+            .enumerate()
+            .min_by_key(|(_, f)| f.0)
+            .map(|(i, _)| i)
+        {
+            if pos >= found.len() {
+                break;
+            }
+            out.extend(found.swap_remove(pos).1);
+        }
+        let excess = out.len().saturating_sub(max);
+        if excess > 0 {
+            out = out.split_off(excess);
         }
         out
     }

@@ -34,27 +34,24 @@ pub fn parse(search: &str) -> Campaign {
     let q = search.strip_prefix('?').unwrap_or(search);
     let mut values: [Option<String>; 5] = Default::default();
     for pair in q.split('&') {
-        let (k, v) = match pair.find('=') {
-            Some(i) => (&pair[..i], &pair[i + 1..]),
-            None => (pair, ""),
-        };
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         if !k.starts_with("utm_") {
             continue;
         }
         let k = decode(k);
         if let Some(i) = FIELDS.iter().position(|(p, _)| *p == k) {
             // First occurrence wins, like URLSearchParams.get.
-            if values[i].is_none() {
-                values[i] = Some(truncate(decode(v)));
+            if let Some(slot @ None) = values.get_mut(i) {
+                *slot = Some(truncate(decode(v)));
             }
         }
     }
     let mut out = Campaign::default();
     let mut hash: u32 = 0x811c_9dc5;
-    for (i, v) in values.iter().enumerate() {
+    for (i, (v, field)) in values.iter().zip(FIELDS).enumerate() {
         let Some(v) = v else { continue };
         out.json.push(if out.json.is_empty() { '{' } else { ',' });
-        json::push_key(&mut out.json, FIELDS[i].1);
+        json::push_key(&mut out.json, field.1);
         json::push_str(&mut out.json, v);
         for b in [i as u8].iter().chain(v.as_bytes()).chain(&[0xff]) {
             hash = (hash ^ *b as u32).wrapping_mul(0x0100_0193);
@@ -67,36 +64,37 @@ pub fn parse(search: &str) -> Campaign {
     out
 }
 
-fn truncate(mut s: String) -> String {
-    if s.len() > MAX_VALUE {
-        let mut end = MAX_VALUE;
-        while !s.is_char_boundary(end) {
-            end -= 1;
-        }
-        s.truncate(end);
+fn truncate(s: String) -> String {
+    if s.len() <= MAX_VALUE {
+        return s;
     }
-    s
+    s.char_indices()
+        .take_while(|(i, c)| i + c.len_utf8() <= MAX_VALUE)
+        .map(|(_, c)| c)
+        .collect()
 }
 
 /// `application/x-www-form-urlencoded` decoding: `+` → space, `%XX` → byte; invalid UTF-8 is
 /// replaced, a stray `%` is kept literally.
 fn decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
+    let mut out = Vec::with_capacity(s.len());
+    let mut it = s.bytes();
+    while let Some(c) = it.next() {
+        match c {
             b'+' => out.push(b' '),
-            b'%' if i + 2 < b.len() => match (hex(b[i + 1]), hex(b[i + 2])) {
-                (Some(h), Some(l)) => {
-                    out.push(h << 4 | l);
-                    i += 2;
+            b'%' => {
+                // Decode only a complete `%XX`; otherwise keep the text as it was.
+                let mut peek = it.clone();
+                match (peek.next().and_then(hex), peek.next().and_then(hex)) {
+                    (Some(h), Some(l)) => {
+                        out.push(h << 4 | l);
+                        it = peek;
+                    }
+                    _ => out.push(b'%'),
                 }
-                _ => out.push(b'%'),
-            },
+            }
             c => out.push(c),
         }
-        i += 1;
     }
     match String::from_utf8(out) {
         Ok(s) => s,
@@ -113,7 +111,7 @@ fn hex(c: u8) -> Option<u8> {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     use super::*;
 

@@ -25,8 +25,9 @@ pub fn push_str(out: &mut String, s: &str) {
             0..=0x1f => "",
             _ => continue,
         };
-        // `i` is at an ASCII byte, so both slices end on char boundaries.
-        out.push_str(&s[start..i]);
+        // `i` is at an ASCII byte, so both slices end on char boundaries. `get` rather than
+        // indexing: no panic path (and no `core::fmt`) in the wasm.
+        out.push_str(s.get(start..i).unwrap_or(""));
         if esc.is_empty() {
             out.push_str("\\u00");
             out.push(HEX[(b >> 4) as usize] as char);
@@ -36,23 +37,23 @@ pub fn push_str(out: &mut String, s: &str) {
         }
         start = i + 1;
     }
-    out.push_str(&s[start..]);
+    out.push_str(s.get(start..).unwrap_or(""));
     out.push('"');
 }
 
 /// Appends a decimal unsigned integer.
 pub fn push_u64(out: &mut String, mut n: u64) {
     let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
+    let mut used = 0;
+    for slot in buf.iter_mut().rev() {
+        *slot = b'0' + (n % 10) as u8;
         n /= 10;
+        used += 1;
         if n == 0 {
             break;
         }
     }
-    for &b in &buf[i..] {
+    for &b in buf.iter().skip(20 - used) {
         out.push(b as char);
     }
 }
@@ -93,7 +94,7 @@ pub fn looks_like_object(s: &str) -> bool {
     s.len() >= 2 && s.starts_with('{') && s.ends_with('}') && !s.contains('\n')
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     use super::*;
 

@@ -142,7 +142,7 @@ pub fn step(
     why
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     use super::*;
     use alloc::string::ToString;
