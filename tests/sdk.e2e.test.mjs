@@ -7,8 +7,9 @@
 //! are independent; the browser and the static server are shared. A test's data dir is deleted when
 //! it passes and kept under tests/.tmp/ (path printed) when it fails.
 //!
-//! Run: `node --test tests/` from the repo root (needs `bash sdk/build.sh` and
-//! `cargo build -p footfall-ingest` first).
+//! Run: `cd tests && node --test --test-concurrency=1 *.test.mjs` (needs `bash sdk/build.sh` and
+//! `cargo build -p footfall-ingest` first). Env: FOOTFALL_INGEST_BIN, FOOTFALL_SDK_PKG (directory
+//! served at /pkg/ instead of sdk/pkg), FOOTFALL_CHROMIUM.
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -30,7 +31,8 @@ let web;
 
 before(async () => {
   browser = await launchBrowser();
-  web = await startStatic({ '/': 'tests/pages', '/pkg/': 'sdk/pkg' });
+  // FOOTFALL_SDK_PKG serves another build of the SDK at /pkg/ (e.g. a copy under test).
+  web = await startStatic({ '/': 'tests/pages', '/pkg/': process.env.FOOTFALL_SDK_PKG || 'sdk/pkg' });
 });
 
 after(async () => {
