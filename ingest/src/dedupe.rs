@@ -87,6 +87,33 @@ impl DedupeWindow {
         true
     }
 
+    /// Refills the window after a restart with ids written before it, oldest first, each with
+    /// its age at `now` (see `sink::rebuild`). An age the monotonic clock cannot go back to (the
+    /// machine booted more recently than the id was written) counts as zero: such an id is
+    /// remembered up to one window longer than it would have been, never shorter. Returns how
+    /// many were added.
+    pub fn restore(
+        &mut self,
+        ids: impl IntoIterator<Item = (DedupeKey, Duration)>,
+        now: Instant,
+    ) -> usize {
+        let mut added = 0;
+        let mut floor: Option<Instant> = None;
+        for (key, age) in ids {
+            if age >= self.window {
+                continue;
+            }
+            let at = now.checked_sub(age).unwrap_or(now);
+            // Keep `order` sorted by time even when ages are not (clock steps, clamping above).
+            let at = floor.map_or(at, |f| at.max(f));
+            floor = Some(at);
+            if self.insert(key, at) {
+                added += 1;
+            }
+        }
+        added
+    }
+
     pub fn len(&self) -> usize {
         self.seen.len()
     }
@@ -137,6 +164,28 @@ mod tests {
         assert_ne!(h.key("web", "m1"), h.key("app", "m1"));
         assert_ne!(h.key("a", "bc"), h.key("ab", "c"));
         assert_eq!(h.key("web", "m1"), h.clone().key("web", "m1"));
+    }
+
+    #[test]
+    fn restored_ids_expire_by_their_original_age() {
+        let h = KeyHasher::default();
+        let mut w = DedupeWindow::new(Duration::from_secs(60), 100);
+        let t0 = Instant::now();
+        let added = w.restore(
+            [
+                (h.key("web", "gone"), Duration::from_secs(60)),
+                (h.key("web", "old"), Duration::from_secs(50)),
+                (h.key("web", "new"), Duration::from_secs(5)),
+                (h.key("web", "new"), Duration::from_secs(5)),
+            ],
+            t0,
+        );
+        assert_eq!(added, 2);
+        assert!(!w.contains(h.key("web", "gone"), t0));
+        assert!(w.contains(h.key("web", "old"), t0 + Duration::from_secs(9)));
+        assert!(!w.contains(h.key("web", "old"), t0 + Duration::from_secs(10)));
+        assert!(w.contains(h.key("web", "new"), t0 + Duration::from_secs(54)));
+        assert!(!w.contains(h.key("web", "new"), t0 + Duration::from_secs(55)));
     }
 
     #[test]

@@ -29,37 +29,7 @@ impl Server {
     }
 
     fn start_in(dir: tempfile::TempDir, args: &[&str]) -> Self {
-        let stderr = std::fs::File::create(dir.path().join("stderr.log")).unwrap();
-        let mut child = Command::new(BIN)
-            .args([
-                "--listen",
-                "127.0.0.1:0",
-                "--log-format",
-                "json",
-                "--data-dir",
-            ])
-            .arg(dir.path().join("data"))
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(stderr)
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let prefix = "footfall-ingest listening on http://127.0.0.1:";
-        let port = line
-            .trim_end()
-            .strip_prefix(prefix)
-            .unwrap_or_else(|| {
-                panic!(
-                    "unexpected stdout {line:?}; stderr: {}",
-                    std::fs::read_to_string(dir.path().join("stderr.log")).unwrap_or_default()
-                )
-            })
-            .parse()
-            .unwrap();
+        let (child, port) = spawn(dir.path(), args);
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .build()
@@ -70,6 +40,15 @@ impl Server {
             dir,
             client,
         }
+    }
+
+    /// `kill -9` the process and start a new one on the same data directory (new port).
+    fn kill9_and_restart(&mut self, args: &[&str]) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        let (child, port) = spawn(self.dir.path(), args);
+        self.child = child;
+        self.port = port;
     }
 
     fn url(&self, path: &str) -> String {
@@ -125,6 +104,47 @@ impl Server {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
+}
+
+/// Starts the binary with its data under `dir/data` and logs appended to `dir/stderr.log`;
+/// returns once it printed its listening line.
+fn spawn(dir: &Path, args: &[&str]) -> (Child, u16) {
+    let stderr = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("stderr.log"))
+        .unwrap();
+    let mut child = Command::new(BIN)
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+            "--data-dir",
+        ])
+        .arg(dir.join("data"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let prefix = "footfall-ingest listening on http://127.0.0.1:";
+    let port = line
+        .trim_end()
+        .strip_prefix(prefix)
+        .unwrap_or_else(|| {
+            panic!(
+                "unexpected stdout {line:?}; stderr: {}",
+                std::fs::read_to_string(dir.join("stderr.log")).unwrap_or_default()
+            )
+        })
+        .parse()
+        .unwrap();
+    (child, port)
 }
 
 impl Drop for Server {
@@ -634,6 +654,75 @@ async fn torn_last_line_is_repaired_on_start() {
         log.contains("torn") && log.contains("10-0000.ndjson.open"),
         "{log}"
     );
+}
+
+#[tokio::test]
+async fn dedupe_window_survives_a_crash_and_a_clean_restart() {
+    let mut srv = Server::start(&[]);
+    let (s, _) = srv
+        .post_json(
+            "/v1/batch?writeKey=dev",
+            json!({"batch":[track("r1"), track("r2")]}),
+        )
+        .await;
+    assert_eq!(s, 200);
+    // kill -9: the file is still `.open`; the next start repairs it, then reads it back.
+    srv.kill9_and_restart(&[]);
+    let (s, b) = srv
+        .post_json(
+            "/v1/batch?writeKey=dev",
+            json!({"batch":[track("r1"), track("r2"), track("r3")]}),
+        )
+        .await;
+    assert_eq!((s, b), (200, json!({"success":true})));
+    // A clean restart (SIGTERM) too; r3 is now in a finished file.
+    srv.sigterm();
+    assert!(srv.wait_exit(Duration::from_secs(10)).success());
+    srv.kill9_and_restart(&[]);
+    let (s, _) = srv
+        .post_json(
+            "/v1/batch?writeKey=dev",
+            json!({"batch":[track("r3"), track("r1"), track("r4")]}),
+        )
+        .await;
+    assert_eq!(s, 200);
+
+    let lines = read_lines(&srv.data());
+    let mut ids: Vec<&str> = lines
+        .iter()
+        .map(|l| l["messageId"].as_str().unwrap())
+        .collect();
+    ids.sort();
+    assert_eq!(ids, ["r1", "r2", "r3", "r4"]);
+    let metrics = srv
+        .client
+        .get(srv.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("footfall_messages_deduplicated_total 2"),
+        "{metrics}"
+    );
+    let log = srv.stderr();
+    assert!(log.contains("dedupe window rebuilt"), "{log}");
+    assert!(log.contains("\"ids\":3"), "{log}");
+
+    // A window shorter than the ids' age forgets them: the rebuild honours the window.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    srv.kill9_and_restart(&["--dedupe-window", "2"]);
+    let (s, _) = srv
+        .post_json("/v1/batch?writeKey=dev", json!({"batch":[track("r1")]}))
+        .await;
+    assert_eq!(s, 200);
+    let n = read_lines(&srv.data())
+        .iter()
+        .filter(|l| l["messageId"] == "r1")
+        .count();
+    assert_eq!(n, 2, "r1 aged out of a 2 s window, so it is written again");
 }
 
 #[test]

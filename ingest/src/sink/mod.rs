@@ -8,6 +8,7 @@
 //! durability costs one `fdatasync` per group rather than per request.
 
 mod files;
+mod rebuild;
 mod writer;
 
 pub use files::{
@@ -62,6 +63,15 @@ pub struct SinkOptions {
     pub dedupe_capacity: usize,
 }
 
+/// What the start-up rebuild of one source's dedupe window found.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RebuildStats {
+    pub ids: usize,
+    pub files_read: usize,
+    pub lines_read: usize,
+    pub lines_skipped: usize,
+}
+
 /// Handle to every source's writer.
 #[derive(Debug)]
 pub struct Sink {
@@ -71,7 +81,8 @@ pub struct Sink {
 
 impl Sink {
     /// Creates the directories, finishes files left `.open` by a previous run (repairing torn
-    /// last lines, logged) and starts one writer per source.
+    /// last lines, logged), rebuilds each source's dedupe window from its newest files and
+    /// starts one writer per source.
     pub fn open(
         options: &SinkOptions,
         sources: &[Arc<str>],
@@ -91,8 +102,21 @@ impl Sink {
                     tracing::info!(path = %rec.path.display(), "finished a file left open by the previous run");
                 }
             }
+            let mut writer = Writer::new(source.clone(), dir.clone(), options, metrics.clone());
+            // Before the first request can arrive: a resend right after a restart must already
+            // find the ids written before it.
+            let started = std::time::Instant::now();
+            let rebuilt = writer.rebuild_dedupe(&dir, options)?;
+            tracing::info!(
+                source = %source,
+                ids = rebuilt.ids,
+                files = rebuilt.files_read,
+                lines = rebuilt.lines_read,
+                skipped_lines = rebuilt.lines_skipped,
+                ms = started.elapsed().as_millis() as u64,
+                "dedupe window rebuilt from the newest files"
+            );
             let (tx, rx) = mpsc::channel();
-            let writer = Writer::new(source.clone(), dir, options, metrics.clone());
             let handle = std::thread::Builder::new()
                 .name(format!("sink-{source}"))
                 .spawn(move || writer.run(rx))?;

@@ -19,7 +19,7 @@ use time::OffsetDateTime;
 use tokio::sync::oneshot;
 
 use super::files::{self, HourKey};
-use super::{Line, Outcome, SinkError, SinkOptions};
+use super::{rebuild, Line, Outcome, RebuildStats, SinkError, SinkOptions};
 use crate::config::FsyncMode;
 use crate::dedupe::{DedupeKey, DedupeWindow, KeyHasher};
 use crate::metrics::Metrics;
@@ -74,6 +74,30 @@ impl Writer {
             hasher: KeyHasher::default(),
             metrics,
         }
+    }
+
+    /// Refills the dedupe window from the newest files under `dir` (call after recovery, before
+    /// `run`).
+    pub fn rebuild_dedupe(
+        &mut self,
+        dir: &std::path::Path,
+        options: &SinkOptions,
+    ) -> std::io::Result<RebuildStats> {
+        let r = rebuild::recent_ids(
+            dir,
+            &self.source,
+            &self.hasher,
+            options.dedupe_window,
+            options.dedupe_capacity,
+            OffsetDateTime::now_utc(),
+        )?;
+        let ids = self.dedupe.restore(r.ids, Instant::now());
+        Ok(RebuildStats {
+            ids,
+            files_read: r.files_read,
+            lines_read: r.lines_read,
+            lines_skipped: r.lines_skipped,
+        })
     }
 
     pub fn run(mut self, rx: Receiver<Command>) {
