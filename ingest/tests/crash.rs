@@ -252,7 +252,6 @@ async fn kill_9_under_load_loses_nothing_acknowledged_and_duplicates_nothing() {
 
     // The last run: no kill. Clients finish what they have pending, then the server drains.
     let mut child = start(&shared);
-    drop(start);
     shared.stop.store(true, Ordering::SeqCst);
     for c in clients {
         tokio::time::timeout(Duration::from_secs(30), c)
