@@ -12,8 +12,13 @@
 //! served at /pkg/ instead of sdk/pkg), FOOTFALL_CHROMIUM.
 
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import {
+  REPO_ROOT,
+  TMP_DIR,
   launchBrowser,
   settle,
   startIngest,
@@ -29,15 +34,24 @@ const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
 let browser;
 let web;
 
+let pkgSnapshot;
+
 before(async () => {
+  // FOOTFALL_SDK_PKG serves another build of the SDK at /pkg/ (e.g. a copy under test). The suite
+  // serves a snapshot taken now, so a rebuild of sdk/pkg during the run cannot mix two builds.
+  const pkg = path.resolve(REPO_ROOT, process.env.FOOTFALL_SDK_PKG || 'sdk/pkg');
+  assert.ok(fs.existsSync(path.join(pkg, 'index.js')), `${pkg}/index.js missing: run \`bash sdk/build.sh\``);
+  await fsp.mkdir(TMP_DIR, { recursive: true });
+  pkgSnapshot = await fsp.mkdtemp(path.join(TMP_DIR, 'pkg-'));
+  await fsp.cp(pkg, pkgSnapshot, { recursive: true });
   browser = await launchBrowser();
-  // FOOTFALL_SDK_PKG serves another build of the SDK at /pkg/ (e.g. a copy under test).
-  web = await startStatic({ '/': 'tests/pages', '/pkg/': process.env.FOOTFALL_SDK_PKG || 'sdk/pkg' });
+  web = await startStatic({ '/': 'tests/pages', '/pkg/': pkgSnapshot });
 });
 
 after(async () => {
   await browser?.close();
   await web?.stop();
+  if (pkgSnapshot) await fsp.rm(pkgSnapshot, { recursive: true, force: true });
 });
 
 // === helpers ===
@@ -74,19 +88,22 @@ async function ready(page) {
  *   newContext(options?)        a fresh browser context whose page errors are collected
  *   url(path, params?)          a test-page URL with writeKey/apiHost/flushIntervalMs set
  *   open(context, path, params?, gotoOptions?)  a new page at url(...), SDK ready
- *   ingestRequests              POST /v1/batch requests the pages sent (method, url, postData)
+ *   ingestRequests              requests the pages sent to the ingest ({ method, url, postData })
+ *   ingestResponses             the ingest's answers the pages saw ({ status, url })
  * After fn: no page error may have happened and every messageId the ingest wrote is unique.
  */
-function e2e(name, fn, { timeout = 60_000 } = {}) {
+function e2e(name, fn, { timeout = 60_000, ingestArgs = [] } = {}) {
   test(name, { timeout }, async () => {
-    const ingest = await startIngest();
+    const ingest = await startIngest({ args: ingestArgs });
     const contexts = [];
     const pageErrors = [];
     const consoleLines = [];
     const ingestRequests = [];
+    const ingestResponses = [];
     const env = {
       ingest,
       ingestRequests,
+      ingestResponses,
       async newContext(options = {}) {
         const context = await browser.newContext(options);
         contexts.push(context);
@@ -96,6 +113,9 @@ function e2e(name, fn, { timeout = 60_000 } = {}) {
         });
         context.on('request', (r) => {
           if (r.url().startsWith(ingest.url)) ingestRequests.push({ method: r.method(), url: r.url(), postData: r.postData() });
+        });
+        context.on('response', (r) => {
+          if (r.url().startsWith(ingest.url)) ingestResponses.push({ status: r.status(), url: r.url() });
         });
         return context;
       },
@@ -275,6 +295,123 @@ describe('footfall SDK end to end (Chromium + footfall-ingest)', () => {
     assert.ok(!get('Same New Session').context.sessionStart);
     assert.equal(sidNow, after.context.sessionId, 'sessionId() reports the new session');
     assert.equal(after.anonymousId, pv.anonymousId, 'a session timeout keeps the anonymousId');
+  });
+
+  e2e('activity in one tab keeps the session alive for the other tabs', async ({ ingest, newContext, open }) => {
+    const context = await newContext();
+    await context.clock.install(); // one fake clock for every page of the context
+    const a = await open(context, '/index.html', { sessionTimeoutMinutes: '1', tab: 'a' });
+    const b = await open(context, '/index.html', { sessionTimeoutMinutes: '1', tab: 'b' });
+    await waitForEvents(ingest, (e) => e.type === 'page', { count: 2 });
+    const first = await a.evaluate(() => window.ff.sessionId());
+
+    await context.clock.fastForward('00:40');
+    await b.evaluate(() => window.ff.track('B Active'));
+    await context.clock.fastForward('00:40'); // tab A idle for 80 s, but the origin active 40 s ago
+    await a.evaluate(() => window.ff.track('A Still In Session'));
+    await a.evaluate(() => window.ff.flush());
+    await b.evaluate(() => window.ff.flush());
+    await waitForEvents(ingest, (e) => byEvent('A Still In Session')(e) || byEvent('B Active')(e), { count: 2 });
+    const events = await settle(ingest);
+
+    assert.equal(events.length, 4);
+    assert.deepEqual([...new Set(events.map((e) => e.context.sessionId))], [first], 'one session for both tabs');
+    assert.equal(events.filter((e) => e.context.sessionStart === true).length, 1);
+  });
+
+  e2e('a new session after maxSessionHours even while active', async ({ ingest, newContext, open }) => {
+    const context = await newContext();
+    await context.clock.install();
+    const page = await open(context, '/index.html', { sessionTimeoutMinutes: '30', maxSessionHours: '1' });
+    const [pv] = await waitForEvents(ingest, (e) => e.type === 'page');
+    for (const minute of [20, 40]) {
+      await page.clock.fastForward('20:00');
+      await page.evaluate((m) => window.ff.track('Active', { minute: m }), minute);
+    }
+    await page.clock.fastForward('21:00');
+    await page.evaluate(() => window.ff.track('Active', { minute: 61 }));
+    await page.evaluate(() => window.ff.flush());
+    await waitForEvents(ingest, byEvent('Active'), { count: 3 });
+    const events = await settle(ingest);
+    const sid = Object.fromEntries(tracks(events, 'Active').map((e) => [e.properties.minute, e.context]));
+    assert.equal(sid[20].sessionId, pv.context.sessionId);
+    assert.equal(sid[40].sessionId, pv.context.sessionId);
+    assert.notEqual(sid[61].sessionId, pv.context.sessionId, 'a session never lasts longer than maxSessionHours');
+    assert.equal(sid[61].sessionStart, true);
+  });
+
+  e2e('a page opened with different utm_* parameters starts a new session', async ({ ingest, newContext, open, url }) => {
+    const context = await newContext();
+    const page = await open(context, '/index.html', { utm_source: 'a', utm_campaign: 'x', step: '1' });
+    const go = async (params) => {
+      await page.goto(url('/index.html', params));
+      await ready(page);
+    };
+    await go({ utm_source: 'a', utm_campaign: 'x', step: '2' }); // same campaign
+    await go({ step: '3' }); // no campaign: not a different one
+    await go({ utm_source: 'b', utm_campaign: 'x', step: '4' }); // different campaign
+    await go({ utm_source: 'b', utm_campaign: 'x', step: '5' });
+    await waitForEvents(ingest, (e) => e.type === 'page', { count: 5 });
+    const events = await settle(ingest);
+    const step = (e) => new URL(e.context.page.url).searchParams.get('step');
+    const sids = Object.fromEntries(pages(events).map((e) => [step(e), e.context.sessionId]));
+    assert.equal(pages(events).length, 5);
+    assert.equal(sids[2], sids[1], 'the same campaign keeps the session');
+    assert.equal(sids[3], sids[1], 'a page without utm_* keeps the session');
+    assert.notEqual(sids[4], sids[1], 'a different campaign starts a new session');
+    assert.equal(sids[5], sids[4]);
+    const p4 = pages(events).find((e) => step(e) === '4');
+    assert.equal(p4.context.sessionStart, true);
+    assert.deepEqual(p4.context.campaign, { source: 'b', name: 'x' });
+  });
+
+  e2e("persistence: 'cookie' keeps the ids in a small first-party Lax cookie that never grows", async ({ ingest, newContext, open }) => {
+    const context = await newContext();
+    const page = await open(context, '/index.html', { persistence: 'cookie' });
+    await waitForEvents(ingest, (e) => e.type === 'page');
+    const ids = await page.evaluate(() => ({ aid: window.ff.anonymousId(), sid: window.ff.sessionId() }));
+    const ours = async () => (await context.cookies()).filter((c) => c.domain.includes('127.0.0.1'));
+    const cookies = await ours();
+    assert.ok(cookies.length > 0, 'the SDK set a cookie');
+    assert.ok(cookies.some((c) => decodeURIComponent(c.value).includes(ids.aid)), `a cookie holds the anonymousId: ${JSON.stringify(cookies)}`);
+    const yearish = Date.now() / 1000 + 300 * 86400;
+    for (const c of cookies) {
+      assert.equal(c.sameSite, 'Lax', `${c.name} is SameSite=Lax`);
+      assert.equal(c.httpOnly, false);
+      assert.equal(c.secure, false, 'not Secure on http');
+    }
+    assert.ok(cookies.some((c) => c.value.includes(ids.aid) || decodeURIComponent(c.value).includes(ids.aid)) && cookies.find((c) => decodeURIComponent(c.value).includes(ids.aid)).expires > yearish, 'the anonymousId cookie lives about a year');
+    const size = (cs) => cs.reduce((n, c) => n + c.name.length + c.value.length, 0);
+    const before = size(cookies);
+
+    await page.evaluate(() => {
+      window.ff.identify('cookie-user');
+      for (let i = 0; i < 50; i++) window.ff.track('Cookie Bulk', { i, pad: 'x'.repeat(200) });
+    });
+    await waitForEvents(ingest, byEvent('Cookie Bulk'), { count: 50 });
+    const after = await ours();
+    assert.ok(size(after) <= before + 'cookie-user'.length + 64, `cookies do not grow with events: ${before} → ${size(after)} bytes`);
+    assert.ok(size(after) < 1024, `cookies stay small: ${size(after)} bytes`);
+
+    await page.reload();
+    await ready(page);
+    assert.deepEqual(await page.evaluate(() => ({ aid: window.ff.anonymousId(), sid: window.ff.sessionId(), uid: window.ff.userId() })), { ...ids, uid: 'cookie-user' });
+  });
+
+  e2e("persistence: 'memory' stores no ids: a reload is a new visitor", async ({ ingest, newContext, open }) => {
+    const context = await newContext();
+    const page = await open(context, '/index.html', { persistence: 'memory' });
+    await waitForEvents(ingest, (e) => e.type === 'page');
+    const aid = await page.evaluate(() => window.ff.anonymousId());
+    const stored = await page.evaluate(() => JSON.stringify(Object.entries(localStorage)) + document.cookie);
+    assert.ok(!stored.includes(aid), `the anonymousId is not stored: ${stored}`);
+    await page.reload();
+    await ready(page);
+    await waitForEvents(ingest, (e) => e.type === 'page', { count: 2 });
+    const events = await settle(ingest);
+    assert.equal(events.length, 2);
+    assert.notEqual(events[0].anonymousId, events[1].anonymousId);
+    assert.notEqual(events[0].context.sessionId, events[1].context.sessionId);
   });
 
   e2e('reset() starts a new session and a new anonymous id', async ({ ingest, newContext, open }) => {
@@ -579,6 +716,60 @@ describe('footfall SDK end to end (Chromium + footfall-ingest)', () => {
     assert.equal(events.length, 10);
     assert.equal(new Set(events.map((e) => e.anonymousId)).size, 1);
   });
+
+  e2e('maxQueueSize bounds the queue while the ingest is down: the oldest are dropped', async ({ ingest, newContext, open }) => {
+    await ingest.stop();
+    const context = await newContext();
+    const page = await open(context, '/index.html', { autocapture: false, maxQueueSize: '5', flushIntervalMs: '300' });
+    const failed = [];
+    page.on('requestfailed', (r) => {
+      if (r.url().startsWith(ingest.url)) failed.push(r.url());
+    });
+    await page.evaluate(() => {
+      for (let i = 0; i < 12; i++) window.ff.track('Queued', { i });
+    });
+    await waitFor(() => failed.length >= 1, { timeoutMs: 10_000, message: 'the SDK tried to send while the ingest was down' });
+    await ingest.restart();
+    await waitForEvents(ingest, byEvent('Queued'), { count: 5, timeoutMs: 30_000 });
+    const events = await settle(ingest, { quietMs: 1500 });
+    assert.deepEqual(tracks(events, 'Queued').map((e) => e.properties.i), [7, 8, 9, 10, 11], 'the 5 newest, in order');
+    assert.equal(events.length, 5);
+  });
+
+  e2e('a message the ingest rejects (400) is never resent; its batch-mates arrive once', async ({ ingest, newContext, open, ingestRequests }) => {
+    const context = await newContext();
+    const page = await open(context, '/index.html', { autocapture: false, flushAt: '3', flushIntervalMs: '300' });
+    await page.evaluate(() => {
+      window.ff.track('Fine Before', { n: 1 });
+      window.ff.track('Too Big', { blob: 'B'.repeat(40_000) }); // > the ingest's 32 KB per message
+      window.ff.track('Fine After', { n: 2 });
+    });
+    await waitForEvents(ingest, (e) => byEvent('Fine Before')(e) || byEvent('Fine After')(e), { count: 2 });
+    await page.reload(); // the persisted queue must not bring it back either
+    await ready(page);
+    await page.evaluate(() => window.ff.track('After Reload'));
+    await waitForEvents(ingest, byEvent('After Reload'));
+    const events = await settle(ingest, { quietMs: 2000 });
+
+    assert.deepEqual(events.map((e) => e.event), ['Fine Before', 'Fine After', 'After Reload']);
+    const carrying = ingestRequests.filter((r) => String(r.postData).includes('BBBBBBBBBB'));
+    assert.ok(carrying.length <= 1, `the rejected message was sent ${carrying.length} times`);
+  });
+
+  e2e('a batch larger than the ingest accepts (413) is split and every event arrives once', async ({ ingest, newContext, open, ingestResponses }) => {
+    const context = await newContext();
+    // flushAt starts one 12-event batch (~50 KB) that a 20 KB limit answers 413; after the split the
+    // remainder is below flushAt and goes out on the interval (as the spec says), hence 1 s.
+    const page = await open(context, '/index.html', { autocapture: false, flushAt: '12', flushIntervalMs: '1000' });
+    await page.evaluate(() => {
+      for (let i = 0; i < 12; i++) window.ff.track('Chunky', { i, pad: String(i % 10).repeat(4_000) });
+    });
+    await waitForEvents(ingest, byEvent('Chunky'), { count: 12, timeoutMs: 20_000 });
+    const events = await settle(ingest, { quietMs: 1500 });
+    assert.deepEqual(tracks(events, 'Chunky').map((e) => e.properties.i).sort((a, b) => a - b), Array.from({ length: 12 }, (_, i) => i));
+    assert.equal(events.length, 12);
+    assert.ok(ingestResponses.some((r) => r.status === 413), `the first batch was answered 413: ${ingestResponses.map((r) => r.status)}`);
+  }, { ingestArgs: ['--max-request-bytes', '20000', '--max-message-bytes', '10000'] });
 
   for (const signal of ['DNT', 'GPC']) {
     e2e(`${signal}: nothing is sent and nothing is stored`, async ({ ingest, newContext, open, ingestRequests }) => {
