@@ -52,7 +52,7 @@ fn hide(sdk: &Sdk) {
     g.hidden = true;
     g.state_dirty = true;
     g.queue_dirty = true;
-    sdk.persist(&mut g);
+    sdk.persist(&mut g, true);
 }
 
 fn show(sdk: &Sdk) {

@@ -25,8 +25,13 @@ pub fn now_ms() -> u64 {
     }
 }
 
-/// `obj[key]`, or `undefined` when the getter throws.
+/// `obj[key]`, or `undefined` when `obj` is not an object or the getter throws.
 pub fn get(obj: &JsValue, key: &str) -> JsValue {
+    // Reflect.get on a primitive throws, and building that exception costs microseconds: the
+    // common `track(name, props)` call has no options object.
+    if !obj.is_object() && !obj.is_function() {
+        return JsValue::UNDEFINED;
+    }
     js_sys::Reflect::get(obj, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED)
 }
 

@@ -44,6 +44,7 @@ pub struct Config {
 pub struct Fns {
     pub timer: Function,
     pub task_end: Function,
+    pub queue_timer: Function,
     pub on_response: Function,
     pub on_network_error: Function,
     pub replacer: Function,
@@ -65,6 +66,8 @@ pub struct Inner {
     /// Pending timer: (handle, due ms).
     pub timer: Option<(i32, u64)>,
     pub task_end_scheduled: bool,
+    /// A delayed write of a large queue is pending (see `persist`).
+    pub queue_write_timer: bool,
     pub state_dirty: bool,
     pub queue_dirty: bool,
     pub hidden: bool,
@@ -86,6 +89,10 @@ fn type_error(msg: &str) -> JsValue {
     m.push_str(msg);
     js_sys::TypeError::new(&m).into()
 }
+
+/// Queues above this many bytes are written at most every [`LARGE_QUEUE_WRITE_MS`].
+const LARGE_QUEUE_BYTES: usize = 64 * 1024;
+const LARGE_QUEUE_WRITE_MS: i32 = 1_000;
 
 const OPTIONS: [&str; 12] = [
     "writeKey",
@@ -346,8 +353,9 @@ impl Sdk {
         }
     }
 
-    /// Persists what changed. `closed`: the page is going away (another tab may adopt the queue).
-    pub fn persist(&self, g: &mut Inner) {
+    /// Persists what changed (the queue header says `closed` while the page is hidden, so
+    /// another tab may adopt it). `force_queue` writes even a large queue now.
+    pub fn persist(&self, g: &mut Inner, force_queue: bool) {
         g.task_end_scheduled = false;
         if self.disabled {
             return;
@@ -357,6 +365,23 @@ impl Sdk {
             if !g.store.write_state(&g.state) {
                 self.warn("storage failed; ids kept in memory");
             }
+        }
+        // A large queue (a burst, or the ingest down) is rewritten at most once a second, plus
+        // always on page hide: a 10,000-event burst must not cost a multi-MB localStorage write
+        // per task. A crash loses at most the last second of such a burst.
+        if g.queue_dirty && !force_queue && !g.hidden && g.queue.bytes() > LARGE_QUEUE_BYTES {
+            if !g.queue_write_timer {
+                if let Some(f) = self.fns.get() {
+                    g.queue_write_timer = self
+                        .win
+                        .set_timeout_with_callback_and_timeout_and_arguments_0(
+                            &f.queue_timer,
+                            LARGE_QUEUE_WRITE_MS,
+                        )
+                        .is_ok();
+                }
+            }
+            return;
         }
         if g.queue_dirty {
             g.queue_dirty = false;
@@ -411,6 +436,9 @@ impl Sdk {
 /// `options.timestamp` (Date, ISO string or ms number) in ms, when valid.
 fn timestamp_option(opts: &JsValue) -> Option<u64> {
     let t = get(opts, "timestamp");
+    if t.is_undefined() {
+        return None;
+    }
     let ms = if let Some(d) = t.dyn_ref::<js_sys::Date>() {
         d.get_time()
     } else if let Some(n) = t.as_f64() {
@@ -482,6 +510,7 @@ impl Tracker {
             page,
             timer: None,
             task_end_scheduled: false,
+            queue_write_timer: false,
             state_dirty: true,
             queue_dirty: true,
             hidden: false,
@@ -676,7 +705,7 @@ impl Tracker {
         g.state_dirty = true;
         g.queue_dirty = true;
         // Consent changes are written at once, not at the end of the task.
-        self.sdk.persist(g);
+        self.sdk.persist(g, true);
     }
 }
 
@@ -686,7 +715,14 @@ fn make_fns(sdk: &Rc<Sdk>) -> Fns {
     let s = sdk.clone();
     let task_end = Closure::<dyn FnMut()>::new(move || {
         if let Ok(mut g) = s.inner.try_borrow_mut() {
-            s.persist(&mut g);
+            s.persist(&mut g, false);
+        }
+    });
+    let s = sdk.clone();
+    let queue_timer = Closure::<dyn FnMut()>::new(move || {
+        if let Ok(mut g) = s.inner.try_borrow_mut() {
+            g.queue_write_timer = false;
+            s.persist(&mut g, true);
         }
     });
     let s = sdk.clone();
@@ -716,6 +752,7 @@ fn make_fns(sdk: &Rc<Sdk>) -> Fns {
     Fns {
         timer: timer.into_js_value().unchecked_into(),
         task_end: task_end.into_js_value().unchecked_into(),
+        queue_timer: queue_timer.into_js_value().unchecked_into(),
         on_response: on_response.into_js_value().unchecked_into(),
         on_network_error: on_network_error.into_js_value().unchecked_into(),
         replacer: replacer.into_js_value().unchecked_into(),

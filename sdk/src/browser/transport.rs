@@ -169,13 +169,14 @@ fn settle(sdk: &Sdk, g: &mut Inner, status: u16, retry_after: Option<u64>) {
     g.queue_dirty = true;
     sdk.schedule_task_end(g);
     sdk.settle_waiters(g);
-    let forced = !g.waiters.is_empty() && verdict != Verdict::Retry;
-    maybe_send(
-        sdk,
-        g,
-        verdict != Verdict::Retry && g.queue.unsent() >= sdk.cfg.flush_at || forced,
-        false,
-    );
+    // A split batch goes out again at once (in halves); after an answer, a full batch or a
+    // pending flush() keeps the pipeline going; a failure waits for its backoff.
+    let due = match verdict {
+        Verdict::Split => true,
+        Verdict::Retry => false,
+        _ => g.queue.unsent() >= sdk.cfg.flush_at || !g.waiters.is_empty(),
+    };
+    maybe_send(sdk, g, due, false);
 }
 
 /// Page hide: hand every unsent message to `sendBeacon`, ≤ 60 KB per call, until the browser
