@@ -25,6 +25,8 @@ const fmtN = na((n) => Math.round(n).toLocaleString('en-US'));
 const fmtMB = na((b) => `${(b / MIB).toFixed(1)} MiB`);
 const fmtUs = na((us) => (us >= 100 ? `${us.toFixed(0)} µs` : us >= 1 ? `${us.toFixed(2)} µs` : `${(us * 1000).toFixed(0)} ns`));
 const x = na((r) => (r >= 10 ? `${r.toFixed(0)}×` : `${r.toFixed(1)}×`));
+/** "N× better than P" when ours is better (ratio ≥ 1), else "N× worse than P" with the inverse. */
+const cmp = (ratio, better, worse, peer) => (ratio >= 1 ? `${x(ratio)} ${better} ${peer}` : `${x(1 / ratio)} ${worse} ${peer}`);
 
 const rows = [];
 const verdicts = [];
@@ -54,7 +56,7 @@ if (sdk) {
     row('SDK', `download, ${label(s)} user: ${d.files.map((f) => path.basename(f)).join(' + ')} — gzip -9 (raw, brotli)`,
       `${fmtKB(d.gzip)} (${fmtKB(d.raw)}, ${fmtKB(d.brotli)})`,
       peerList((p) => `${fmtKB(p.download.gzip)} (${fmtKB(p.download.raw)}, ${fmtKB(p.download.brotli)})`),
-      smallestPeer ? `${x(smallestPeer.download.gzip / d.gzip)} smaller than ${smallestPeer.name}` : '',
+      smallestPeer ? cmp(smallestPeer.download.gzip / d.gzip, 'smaller than', 'larger than', smallestPeer.name) : '',
       '≤ 15 KB gzip', d.gzip <= 15 * KB);
   }
   // Ready
@@ -63,7 +65,7 @@ if (sdk) {
     row('SDK', `navigation start → ready, ${label(s)} (median of ${sdk.loads} cold loads; floor = empty page)`,
       `${fmtMs(s.readyMs)}${overFloor(s.readyMs, 'readyMs')}`,
       peerList((p) => fmtMs(p.readyMs)),
-      fastestReady ? `${x(fastestReady.readyMs / s.readyMs)} sooner than ${fastestReady.name}` : '',
+      fastestReady ? cmp(fastestReady.readyMs / s.readyMs, 'sooner than', 'later than', fastestReady.name) : '',
       '≤ 50 ms', s.readyMs <= 50);
   }
   // Loop
@@ -73,16 +75,20 @@ if (sdk) {
     row('SDK', `${fmtN(N)} × track('evt', {i}) in one loop, ${label(s)} (median of ${sdk.loops}; per call)`,
       `${fmtMs(s.loopMs)} (${fmtUs(perCall)})${floor ? `; empty function ${fmtMs(floor.loopMs)}` : ''}`,
       peerList((p) => `${fmtMs(p.loopMs)} (${fmtUs((p.loopMs * 1000) / N)})`),
-      fastestLoop ? `${x(fastestLoop.loopMs / s.loopMs)} faster than ${fastestLoop.name}` : '',
-      '≤ 20 ms; ≥ 10× fastest peer',
-      s.loopMs <= 20 && (!fastestLoop || fastestLoop.loopMs / s.loopMs >= 10));
+      fastestLoop ? cmp(fastestLoop.loopMs / s.loopMs, 'faster than', 'slower than', fastestLoop.name) : '',
+      '≤ 20 ms', s.loopMs <= 20);
+    if (fastestLoop) {
+      row('SDK', `  … per call against the fastest peer (${fastestLoop.name}), ${label(s)}`,
+        fmtUs(perCall), fmtUs((fastestLoop.loopMs * 1000) / N),
+        cmp(fastestLoop.loopMs / s.loopMs, 'faster', 'slower', ''), '≥ 10× faster', fastestLoop.loopMs / s.loopMs >= 10);
+    }
   }
   const fastestBusy = peers.reduce((a, b) => (a && a.busyMs <= b.busyMs ? a : b), null);
   for (const s of ours) {
     row('SDK', `main-thread CPU, loop start → all delivered, ${label(s)} (long tasks)`,
       `${fmtMs(s.busyMs)} (${fmtMs(s.longTaskMs ?? NaN)})`,
       peerList((p) => `${fmtMs(p.busyMs)} (${fmtMs(p.longTaskMs ?? NaN)})`),
-      fastestBusy ? `${x(fastestBusy.busyMs / s.busyMs)} less than ${fastestBusy.name}` : '', 'info');
+      fastestBusy ? cmp(fastestBusy.busyMs / s.busyMs, 'less than', 'more than', fastestBusy.name) : '', 'info');
   }
   for (const s of ours) {
     row('SDK', `heap growth after the loop / retained after delivery + GC, ${label(s)} (JS heap + wasm/ArrayBuffers)`,
@@ -90,10 +96,13 @@ if (sdk) {
       peerList((p) => `${fmtMB(p.heapAfterLoop)} / ${fmtMB(p.heapRetained)}`), '', 'info');
   }
   for (const s of ours) {
-    row('SDK', `on the wire after the loop, ${label(s)}: requests, bytes sent (headers + bodies)`,
-      `${fmtN(s.requests)} req, ${fmtKB(s.bytesSent)}`,
-      peerList((p) => `${fmtN(p.requests)} req, ${fmtKB(p.bytesSent)}`),
-      peers.length ? `${x(Math.min(...peers.map((p) => p.bytesSent)) / s.bytesSent)} fewer bytes than the leanest peer` : '', 'info');
+    // Per delivered event too: an SDK that drops events also sends fewer bytes.
+    const perEvent = (v) => (v.deliveredMin > 0 ? v.bytesSent / v.deliveredMin : NaN);
+    const leanest = peers.reduce((a, b) => (a && perEvent(a) <= perEvent(b) ? a : b), null);
+    row('SDK', `on the wire after the loop, ${label(s)}: requests, bytes sent (headers + bodies), bytes per delivered event`,
+      `${fmtN(s.requests)} req, ${fmtKB(s.bytesSent)}, ${fmtN(perEvent(s))} B/event`,
+      peerList((p) => `${fmtN(p.requests)} req, ${fmtKB(p.bytesSent)}, ${fmtN(perEvent(p))} B/event`),
+      leanest ? cmp(perEvent(leanest) / perEvent(s), 'fewer bytes/event than', 'more bytes/event than', leanest.name) : '', 'info');
   }
   for (const s of ours) {
     const all = s.deliveredMin === N && s.dupIdsMax === 0;

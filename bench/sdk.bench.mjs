@@ -232,8 +232,8 @@ async function main() {
       const h1 = await heap(false);
       p.net.lastActivity = Math.max(p.net.lastActivity, Date.now());
       // Wait for delivery: done when every event arrived and nothing is in flight, or when the
-      // collector saw no traffic for QUIET ms (longer than any peer's or our flush interval), capped.
-      const QUIET = 7000; const CAP = s.baseline ? 0 : s.peer ? 60_000 : 30_000;
+      // collector saw no traffic for QUIET ms (longer than any subject's flush interval), capped.
+      const QUIET = 5500; // > Footfall's 5 s flush interval and PostHog's 3 s const CAP = s.baseline ? 0 : s.peer ? 60_000 : 30_000;
       const tWait = Date.now();
       let d = col.delivered();
       while (CAP > 0) {
