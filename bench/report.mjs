@@ -26,7 +26,7 @@ const fmtMB = na((b) => `${(b / MIB).toFixed(1)} MiB`);
 const fmtUs = na((us) => (us >= 100 ? `${us.toFixed(0)} µs` : us >= 1 ? `${us.toFixed(2)} µs` : `${(us * 1000).toFixed(0)} ns`));
 const x = na((r) => (r >= 10 ? `${r.toFixed(0)}×` : `${r.toFixed(1)}×`));
 /** "N× better than P" when ours is better (ratio ≥ 1), else "N× worse than P" with the inverse. */
-const cmp = (ratio, better, worse, peer) => (ratio >= 1 ? `${x(ratio)} ${better} ${peer}` : `${x(1 / ratio)} ${worse} ${peer}`);
+const cmp = (ratio, better, worse, peer) => (ratio >= 1 ? `${x(ratio)} ${better} ${peer}` : `${x(1 / ratio)} ${worse} ${peer}`).trim();
 
 const rows = [];
 const verdicts = [];

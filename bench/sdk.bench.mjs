@@ -233,7 +233,8 @@ async function main() {
       p.net.lastActivity = Math.max(p.net.lastActivity, Date.now());
       // Wait for delivery: done when every event arrived and nothing is in flight, or when the
       // collector saw no traffic for QUIET ms (longer than any subject's flush interval), capped.
-      const QUIET = 5500; // > Footfall's 5 s flush interval and PostHog's 3 s const CAP = s.baseline ? 0 : s.peer ? 60_000 : 30_000;
+      const QUIET = 5500; // > Footfall's 5 s flush interval and PostHog's 3 s
+      const CAP = s.baseline ? 0 : s.peer ? 60_000 : 30_000;
       const tWait = Date.now();
       let d = col.delivered();
       while (CAP > 0) {
@@ -355,6 +356,7 @@ function topSelfTime(profile, n) {
     const node = byId.get(profile.samples[i]);
     const dt = (profile.timeDeltas[i] || 0) / 1000;
     const f = node.callFrame;
+    if (f.functionName === '(idle)') continue; // CDP round trips around the loop, not SDK work
     const key = `${f.functionName || '(anonymous)'} ${f.url ? `${path.basename(f.url.split('?')[0])}:${f.lineNumber + 1}` : ''}`.trim();
     self.set(key, (self.get(key) || 0) + dt);
   }
