@@ -45,7 +45,12 @@ before(async () => {
   pkgSnapshot = await fsp.mkdtemp(path.join(TMP_DIR, 'pkg-'));
   await fsp.cp(pkg, pkgSnapshot, { recursive: true });
   browser = await launchBrowser();
-  web = await startStatic({ '/': 'tests/pages', '/pkg/': pkgSnapshot });
+  web = await startStatic({
+    '/': 'tests/pages',
+    '/pkg/': pkgSnapshot,
+    // The same pages, cacheable: `no-store` documents are never put in the back-forward cache.
+    '/bfcache/': { dir: 'tests/pages', headers: { 'Cache-Control': 'no-cache' } },
+  });
 });
 
 after(async () => {
@@ -85,7 +90,7 @@ async function ready(page) {
 /**
  * Declares one e2e test with its own ingest. `fn(env)` gets:
  *   ingest                      the running ingest (see harness)
- *   newContext(options?)        a fresh browser context whose page errors are collected
+ *   newContext(options?, { on }?)  a fresh context (of the shared browser, or `on`) whose page errors are collected
  *   url(path, params?)          a test-page URL with writeKey/apiHost/flushIntervalMs set
  *   open(context, path, params?, gotoOptions?)  a new page at url(...), SDK ready
  *   ingestRequests              requests the pages sent to the ingest ({ method, url, postData })
@@ -104,8 +109,8 @@ function e2e(name, fn, { timeout = 60_000, ingestArgs = [] } = {}) {
       ingest,
       ingestRequests,
       ingestResponses,
-      async newContext(options = {}) {
-        const context = await browser.newContext(options);
+      async newContext(options = {}, { on = browser } = {}) {
+        const context = await on.newContext(options);
         contexts.push(context);
         context.on('page', (page) => {
           page.on('pageerror', (e) => pageErrors.push(`${page.url()}: ${e.stack || e.message || e}`));
@@ -516,6 +521,31 @@ describe('footfall SDK end to end (Chromium + footfall-ingest)', () => {
     const last = pages(events).at(-1);
     assert.equal(new URL(last.context.page.url).pathname, '/spa/a', 'context.page.url follows the SPA route');
     assert.equal(new Set(events.map((e) => e.context.sessionId)).size, 1, 'SPA navigation keeps the session');
+  });
+
+  e2e('a page restored from the back-forward cache sends one pageview', async ({ ingest, newContext, open, url }) => {
+    // Playwright turns the back-forward cache off by default; this test needs it on.
+    const bfBrowser = await launchBrowser({ ignoreDefaultArgs: ['--disable-back-forward-cache'] });
+    try {
+      const context = await newContext({}, { on: bfBrowser });
+      await context.addInitScript(() => addEventListener('pageshow', (e) => { window.restoredFromBfcache = e.persisted; }));
+      const page = await open(context, '/bfcache/index.html', { visit: '1' });
+      await waitForEvents(ingest, (e) => e.type === 'page');
+      await page.goto(url('/bfcache/index.html', { noinit: '1', visit: 'elsewhere' }));
+      await page.goBack({ waitUntil: 'commit' }); // a restore fires no load event
+      await waitFor(() => page.evaluate(() => window.restoredFromBfcache === true && !!window.ff), { message: 'restored from the back-forward cache' });
+      await waitForEvents(ingest, (e) => e.type === 'page', { count: 2 });
+      await page.evaluate(() => window.ff.track('After Restore'));
+      await waitForEvents(ingest, byEvent('After Restore'));
+      const events = await settle(ingest);
+      const pvs = pages(events);
+      assert.equal(pvs.length, 2, 'the load and the restore: one pageview each');
+      assert.equal(new URL(pvs[1].context.page.url).searchParams.get('visit'), '1');
+      assert.equal(new Set(events.map((e) => e.context.sessionId)).size, 1);
+      assert.equal(events.length, 3);
+    } finally {
+      await bfBrowser.close();
+    }
   });
 
   e2e('click autocapture, and no input value anywhere in the output', async ({ ingest, newContext, open }) => {
