@@ -5,7 +5,8 @@
 //! Scenarios (each DURATION seconds; every ingest scenario gets a fresh process and data dir so its
 //! VmHWM is that scenario's peak RSS):
 //!  - peak: single-message POST /v1/track and 100-message POST /v1/batch, CONNS connections,
-//!    same requests to both servers: requests/s, events/s, p50/p99, server CPU per event;
+//!    same requests to both servers, two alternating rounds, best of two: requests/s, events/s,
+//!    p50/p99, server CPU per event;
 //!  - half: the same two requests paced at half the ingest's peak request rate (see `paced()`):
 //!    p99 and the rate actually achieved;
 //!  - scaling: events/s and CPU µs per event against batch size (1, 10, 100, 1,000) and against
@@ -199,9 +200,23 @@ async function main() {
   try {
     // Peak: the same requests to both servers, nginx first then the ingest, for each request kind.
     res.peak = {};
+    // Two alternating rounds each, best of two: background load on the shared machine comes and
+    // goes, and alternating gives both servers the same chance of a quiet moment.
+    const best = (a, b) => (b && b.rps > a.rps ? b : a);
     for (const [key, mode, batch] of [['track', 'track', 1], ['batch100', 'batch', 100]]) {
-      const ngx = await wrk({ url: nginx.url, mode, batch, serverPids: nginx.pids });
-      const ing = await withIngest(tmp, (s) => wrk({ url: s.url, mode, batch, serverPids: s.pids }));
+      let ngx;
+      let ing;
+      const rounds = { nginx: [], ingest: [] };
+      for (let round = 0; round < 2; round++) {
+        const n = await wrk({ url: nginx.url, mode, batch, serverPids: nginx.pids });
+        const i = await withIngest(tmp, (s) => wrk({ url: s.url, mode, batch, serverPids: s.pids }));
+        rounds.nginx.push(Math.round(n.rps));
+        rounds.ingest.push(Math.round(i.rps));
+        ngx = best(n, ngx);
+        ing = best(i, ing);
+      }
+      ngx.rounds = rounds.nginx;
+      ing.rounds = rounds.ingest;
       res.peak[key] = { nginx: ngx, ingest: ing };
       log(`peak ${key}: ingest ${ing.rps.toFixed(0)} req/s (${ing.eps.toFixed(0)} ev/s, p99 ${ing.p99ms.toFixed(2)} ms, ${ing.errors} errors),`
         + ` nginx ${ngx.rps.toFixed(0)} req/s; ingest wrote ${ing.linesWritten} lines for ${ing.events} acked events`);

@@ -117,14 +117,17 @@ if (ing) {
   const t = pk.track;
   const b = pk.batch100;
   const share = `${ing.conns} conns`;
-  row('Ingest', `POST /v1/track, 1 message, ${share}: requests/s`, fmtN(t.ingest.rps), `nginx ${fmtN(t.nginx.rps)}`,
+  const rounds = (r) => (r.rounds ? ` (rounds ${r.rounds.map(fmtN).join(', ')})` : '');
+  row('Ingest', `POST /v1/track, 1 message, ${share}: requests/s, best of 2 alternating rounds`,
+    `${fmtN(t.ingest.rps)}${rounds(t.ingest)}`, `nginx ${fmtN(t.nginx.rps)}${rounds(t.nginx)}`,
     `${((t.ingest.rps / t.nginx.rps) * 100).toFixed(0)} % of nginx`, '≥ 60 % of nginx', t.ingest.rps >= 0.6 * t.nginx.rps);
   row('Ingest', '  … p50 / p99 latency', `${fmtMs(t.ingest.p50ms)} / ${fmtMs(t.ingest.p99ms)}`,
     `nginx ${fmtMs(t.nginx.p50ms)} / ${fmtMs(t.nginx.p99ms)}`, '', 'info');
   row('Ingest', '  … server CPU per request', fmtUs(t.ingest.cpuUsPerEvent), `nginx ${fmtUs(t.nginx.cpuUsPerEvent)}`,
     `${x(t.ingest.cpuUsPerEvent / t.nginx.cpuUsPerEvent)} nginx's`, 'info');
-  row('Ingest', `POST /v1/batch, 100 messages, ${share}: events/s (requests/s)`,
-    `${fmtN(b.ingest.eps)} (${fmtN(b.ingest.rps)})`, `nginx ${fmtN(b.nginx.eps)} (${fmtN(b.nginx.rps)})`,
+  row('Ingest', `POST /v1/batch, 100 messages, ${share}: events/s (requests/s, rounds)`,
+    `${fmtN(b.ingest.eps)} (${fmtN(b.ingest.rps)} req/s${rounds(b.ingest).replace(' (', '; ').replace(')', '')})`,
+    `nginx ${fmtN(b.nginx.eps)} (${fmtN(b.nginx.rps)} req/s${rounds(b.nginx).replace(' (', '; ').replace(')', '')})`,
     `${((b.ingest.rps / b.nginx.rps) * 100).toFixed(0)} % of nginx`, '≥ 500,000 events/s', b.ingest.eps >= 500_000);
   row('Ingest', '  … p50 / p99 latency', `${fmtMs(b.ingest.p50ms)} / ${fmtMs(b.ingest.p99ms)}`,
     `nginx ${fmtMs(b.nginx.p50ms)} / ${fmtMs(b.nginx.p99ms)}`, '', 'info');
