@@ -21,6 +21,8 @@ pub enum OriginPolicy {
 /// One configured write key.
 #[derive(Debug, Clone)]
 pub struct KeyEntry {
+    /// Position in the `KeyStore`: a cheap, stable id (per-key rate limits).
+    index: usize,
     key: Vec<u8>,
     source: Arc<str>,
     origins: OriginPolicy,
@@ -29,10 +31,16 @@ pub struct KeyEntry {
 impl KeyEntry {
     pub fn new(key: String, source: String, origins: OriginPolicy) -> Self {
         Self {
+            index: 0,
             key: key.into_bytes(),
             source: source.into(),
             origins,
         }
+    }
+
+    /// A stable id of this key within its `KeyStore`.
+    pub fn index(&self) -> usize {
+        self.index
     }
 
     /// The source name events sent with this key are written under.
@@ -59,8 +67,19 @@ pub struct KeyStore {
 }
 
 impl KeyStore {
-    pub fn new(entries: Vec<KeyEntry>) -> Self {
+    pub fn new(mut entries: Vec<KeyEntry>) -> Self {
+        for (i, e) in entries.iter_mut().enumerate() {
+            e.index = i;
+        }
         Self { entries }
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
     }
 
     /// Finds the entry for `key`, comparing against every entry in constant time per entry.

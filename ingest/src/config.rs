@@ -13,6 +13,7 @@ use std::time::Duration;
 use clap::{Parser, ValueEnum};
 
 use crate::auth::{is_valid_source_name, KeyEntry, KeyStore, OriginPolicy};
+use crate::ratelimit::Rate;
 
 /// Default listen address: loopback only, so a bare `footfall-ingest` is never exposed by accident.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -154,6 +155,46 @@ pub struct Config {
     )]
     pub log_format: LogFormat,
 
+    /// Requests per second allowed per client address (IPv6: per /64; with --trust-proxy the
+    /// X-Forwarded-For address), token bucket; over it → 429 with Retry-After. 0 = off (default).
+    #[arg(
+        long,
+        env = "FOOTFALL_RATE_LIMIT_IP",
+        default_value_t = 0.0,
+        value_name = "PER_SEC"
+    )]
+    pub rate_limit_ip: f64,
+
+    /// Requests one client address may send at once before the per-second rate applies.
+    /// Default: the rate (one second's worth), at least 1.
+    #[arg(long, env = "FOOTFALL_RATE_LIMIT_IP_BURST", value_name = "N")]
+    pub rate_limit_ip_burst: Option<u64>,
+
+    /// Requests per second allowed per write key, token bucket; over it → 429 with Retry-After.
+    /// 0 = off (default).
+    #[arg(
+        long,
+        env = "FOOTFALL_RATE_LIMIT_KEY",
+        default_value_t = 0.0,
+        value_name = "PER_SEC"
+    )]
+    pub rate_limit_key: f64,
+
+    /// Requests one write key may send at once before the per-second rate applies.
+    /// Default: the rate (one second's worth), at least 1.
+    #[arg(long, env = "FOOTFALL_RATE_LIMIT_KEY_BURST", value_name = "N")]
+    pub rate_limit_key_burst: Option<u64>,
+
+    /// Serve /metrics on this separate (private) address instead of the public one, where it
+    /// then answers 404. Example: 127.0.0.1:9090.
+    #[arg(long, env = "FOOTFALL_METRICS_LISTEN", value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
+
+    /// Acknowledge but do not write messages from known bots and crawlers (by user agent).
+    /// Without it they are written with `context.bot: true`.
+    #[arg(long, env = "FOOTFALL_DROP_BOTS")]
+    pub drop_bots: bool,
+
     /// Serve the files of DIR at `/` (for the demo); the API routes take precedence.
     #[arg(long, env = "FOOTFALL_STATIC_DIR", value_name = "DIR")]
     pub static_dir: Option<PathBuf>,
@@ -183,6 +224,12 @@ pub struct Settings {
     pub log_format: LogFormat,
     pub static_dir: Option<PathBuf>,
     pub shutdown_grace: Duration,
+    /// Per client address; `None` = off.
+    pub rate_limit_ip: Option<Rate>,
+    /// Per write key; `None` = off.
+    pub rate_limit_key: Option<Rate>,
+    pub metrics_listen: Option<SocketAddr>,
+    pub drop_bots: bool,
 }
 
 /// Request-level limits, shared by decode and validate.
@@ -312,6 +359,33 @@ impl Config {
                 self.max_message_bytes, self.max_request_bytes
             )));
         }
+        let rate = |name: &str, per_sec: f64, burst: Option<u64>| {
+            if !per_sec.is_finite() || per_sec < 0.0 {
+                return Err(bad(format!(
+                    "{name} must be a number of requests per second, 0 for off"
+                )));
+            }
+            if burst == Some(0) {
+                return Err(bad(format!("{name}-burst must be greater than 0")));
+            }
+            Ok(Rate::new(per_sec, burst.unwrap_or(per_sec.ceil() as u64)))
+        };
+        let rate_limit_ip = rate(
+            "--rate-limit-ip",
+            self.rate_limit_ip,
+            self.rate_limit_ip_burst,
+        )?;
+        let rate_limit_key = rate(
+            "--rate-limit-key",
+            self.rate_limit_key,
+            self.rate_limit_key_burst,
+        )?;
+        if self
+            .metrics_listen
+            .is_some_and(|m| m == self.listen && m.port() != 0)
+        {
+            return Err(bad("--metrics-listen must differ from --listen"));
+        }
         if let Some(dir) = &self.static_dir {
             if !dir.is_dir() {
                 return Err(bad(format!(
@@ -349,6 +423,10 @@ impl Config {
             log_format: self.log_format,
             static_dir: self.static_dir,
             shutdown_grace: Duration::from_secs(self.shutdown_grace),
+            rate_limit_ip,
+            rate_limit_key,
+            metrics_listen: self.metrics_listen,
+            drop_bots: self.drop_bots,
         })
     }
 }
@@ -393,6 +471,35 @@ mod tests {
         assert_eq!(s.limits.max_request_bytes, 500 * 1024);
         assert_eq!(s.limits.max_batch_messages, 2500);
         assert_eq!(s.fsync, FsyncMode::Always);
+        assert!(s.rate_limit_ip.is_none() && s.rate_limit_key.is_none());
+        assert!(s.metrics_listen.is_none() && !s.drop_bots);
+    }
+
+    #[test]
+    fn rate_limits_default_their_burst_to_one_second() {
+        let s = parse(&[
+            "--rate-limit-ip",
+            "2.5",
+            "--rate-limit-key",
+            "100",
+            "--rate-limit-key-burst",
+            "1000",
+        ])
+        .unwrap();
+        assert_eq!(
+            s.rate_limit_ip,
+            Some(Rate {
+                per_second: 2.5,
+                burst: 3.0
+            })
+        );
+        assert_eq!(
+            s.rate_limit_key,
+            Some(Rate {
+                per_second: 100.0,
+                burst: 1000.0
+            })
+        );
     }
 
     #[test]
@@ -438,6 +545,21 @@ mod tests {
             ),
             (vec!["--fsync", "sometimes"], "invalid value"),
             (vec!["--listen", "nope"], "invalid value"),
+            (vec!["--rate-limit-ip=-1"], "per second"),
+            (vec!["--rate-limit-key", "NaN"], "per second"),
+            (
+                vec!["--rate-limit-key", "5", "--rate-limit-key-burst", "0"],
+                "burst",
+            ),
+            (
+                vec![
+                    "--listen",
+                    "127.0.0.1:9000",
+                    "--metrics-listen",
+                    "127.0.0.1:9000",
+                ],
+                "differ",
+            ),
         ] {
             let err = parse(&args).unwrap_err();
             assert!(err.contains(needle), "{args:?}: {err}");

@@ -13,6 +13,7 @@ use serde_json::{Map, Value};
 use time::macros::format_description;
 use time::OffsetDateTime;
 
+use crate::bots::is_bot;
 use crate::validate::parse_timestamp;
 
 /// What the request (not the message) contributes to each of its messages.
@@ -117,7 +118,12 @@ pub fn enrich(msg: &mut Map<String, Value>, ctx: &RequestContext<'_>) -> String 
     if let (false, Some(ua)) = (has_ua, ctx.user_agent) {
         context.insert("userAgent".into(), Value::String(ua.to_owned()));
     }
-    // Room for issue 6: bot detection would mark `context.bot` here from the user agent.
+    // Judged on the agent the message ends up with: the page's own (navigator.userAgent, what a
+    // rendering crawler shows) or else the request's. Only `true` is written; a client's own
+    // `bot` flag is kept.
+    if matches!(context.get("userAgent"), Some(Value::String(ua)) if is_bot(ua)) {
+        context.insert("bot".into(), Value::Bool(true));
+    }
     msg.insert("context".into(), Value::Object(context));
 
     // --- clocks ---
@@ -306,6 +312,29 @@ mod tests {
         let m = run(json!({}), &ctx());
         assert_eq!(m["context"]["userAgent"], "UA/1.0");
         assert!(!serde_json::to_string(&m).unwrap().contains("secret"));
+    }
+
+    #[test]
+    fn bots_are_marked_from_the_final_user_agent() {
+        let googlebot = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
+        // From the header when the message has no agent of its own.
+        let mut c = ctx();
+        c.user_agent = Some(googlebot);
+        let m = run(json!({"type":"track"}), &c);
+        assert_eq!(m["context"]["bot"], true);
+        // The page's own agent wins over the header (a crawler rendering the page).
+        let m = run(
+            json!({"context":{"userAgent":"HeadlessChrome/126"}}),
+            &ctx(),
+        );
+        assert_eq!(m["context"]["bot"], true);
+        let m = run(
+            json!({"context":{"userAgent":"Mozilla/5.0 Firefox/127.0"}}),
+            &c,
+        );
+        assert!(m["context"].get("bot").is_none(), "only true is written");
+        let m = run(json!({}), &ctx());
+        assert!(m["context"].get("bot").is_none());
     }
 
     #[test]

@@ -48,6 +48,13 @@ pub enum IngestError {
         accepted: usize,
         rejected: Vec<Rejection>,
     },
+    #[error("rate limit per {scope} exceeded; retry after {retry_after} s")]
+    RateLimited {
+        /// `address` or `key`.
+        scope: &'static str,
+        /// Seconds until a request would pass (the `Retry-After` header).
+        retry_after: u64,
+    },
     #[error("storage unavailable: {0}")]
     Unavailable(String),
     #[error("not found")]
@@ -69,6 +76,7 @@ impl IngestError {
             | IngestError::InvalidJson(_)
             | IngestError::InvalidField { .. }
             | IngestError::Rejected { .. } => StatusCode::BAD_REQUEST,
+            IngestError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             IngestError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             IngestError::NotFound => StatusCode::NOT_FOUND,
             IngestError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -88,6 +96,7 @@ impl IngestError {
             IngestError::InvalidJson(_) => "invalid_json",
             IngestError::InvalidField { .. } => "invalid_body",
             IngestError::Rejected { .. } => "rejected",
+            IngestError::RateLimited { .. } => "rate_limited",
             IngestError::Unavailable(_) => "unavailable",
             IngestError::NotFound => "not_found",
             IngestError::MethodNotAllowed => "method_not_allowed",
@@ -123,6 +132,11 @@ impl IntoResponse for IngestError {
                     header::RETRY_AFTER,
                     HeaderValue::from(RETRY_AFTER_UNAVAILABLE_SECS),
                 );
+            }
+            IngestError::RateLimited { retry_after, .. } => {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
             }
             IngestError::Unauthorized(_) => {
                 // Basic auth is one of the accepted forms; say so without triggering a browser
@@ -171,5 +185,13 @@ mod tests {
         let r = IngestError::Unavailable("disk full".into()).into_response();
         assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(r.headers()[header::RETRY_AFTER], "5");
+        let e = IngestError::RateLimited {
+            scope: "key",
+            retry_after: 3,
+        };
+        assert_eq!(e.body()["error"]["code"], "rate_limited");
+        let r = e.into_response();
+        assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(r.headers()[header::RETRY_AFTER], "3");
     }
 }

@@ -4,12 +4,14 @@
 #![forbid(unsafe_code)]
 
 pub mod auth;
+pub mod bots;
 pub mod config;
 pub mod decode;
 pub mod dedupe;
 pub mod enrich;
 pub mod error;
 pub mod metrics;
+pub mod ratelimit;
 pub mod router;
 pub mod server;
 pub mod sink;

@@ -68,6 +68,9 @@ pub struct Metrics {
     commits: AtomicU64,
     committed_requests: AtomicU64,
     connections: AtomicI64,
+    rate_limited: Mutex<BTreeMap<&'static str, u64>>,
+    bots_marked: AtomicU64,
+    bots_dropped: AtomicU64,
     /// Time of the `write(2)` of one group commit.
     pub write_latency: Histogram,
     /// Time of the `fdatasync` of one group commit.
@@ -106,6 +109,22 @@ impl Metrics {
         self.commits.fetch_add(1, Ordering::Relaxed);
         self.committed_requests
             .fetch_add(requests, Ordering::Relaxed);
+    }
+
+    /// A request refused by a rate limit (`scope`: `address` or `key`).
+    pub fn rate_limited(&self, scope: &'static str) {
+        let mut map = self.rate_limited.lock().unwrap_or_else(|e| e.into_inner());
+        *map.entry(scope).or_default() += 1;
+    }
+
+    /// A message from a known bot: marked `context.bot` and written, or (`--drop-bots`) dropped.
+    pub fn bot(&self, dropped: bool) {
+        let c = if dropped {
+            &self.bots_dropped
+        } else {
+            &self.bots_marked
+        };
+        c.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn connection_opened(&self) {
@@ -182,6 +201,32 @@ impl Metrics {
             "footfall_sink_committed_requests_total",
             "Requests acknowledged by group commits.",
             self.committed_requests.load(Ordering::Relaxed),
+        );
+        out.push_str(
+            "# HELP footfall_rate_limited_total Requests refused with 429, by limit (address, key).\n",
+        );
+        out.push_str("# TYPE footfall_rate_limited_total counter\n");
+        for (scope, n) in self
+            .rate_limited
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
+            let _ = writeln!(out, "footfall_rate_limited_total{{scope=\"{scope}\"}} {n}");
+        }
+        out.push_str(
+            "# HELP footfall_messages_bot_total Messages from known bots, marked (written with context.bot) or dropped.\n",
+        );
+        out.push_str("# TYPE footfall_messages_bot_total counter\n");
+        let _ = writeln!(
+            out,
+            "footfall_messages_bot_total{{action=\"marked\"}} {}",
+            self.bots_marked.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "footfall_messages_bot_total{{action=\"dropped\"}} {}",
+            self.bots_dropped.load(Ordering::Relaxed)
         );
         out.push_str("# HELP footfall_connections Open client connections.\n");
         out.push_str("# TYPE footfall_connections gauge\n");

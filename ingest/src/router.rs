@@ -6,6 +6,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
@@ -23,6 +24,7 @@ use crate::decode::decode_request;
 use crate::enrich::{client_ip, enrich, RequestContext};
 use crate::error::{IngestError, Rejection};
 use crate::metrics::Metrics;
+use crate::ratelimit::{address_key, retry_after_secs, Limiter};
 use crate::sink::{Line, Sink, SinkError};
 use crate::static_files;
 use crate::validate::{parse_timestamp, validate_message, MessageType};
@@ -33,6 +35,29 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub sink: Arc<Sink>,
     pub metrics: Arc<Metrics>,
+    pub limits: Arc<RateLimits>,
+}
+
+/// The rate limiters the settings ask for (`None` = that limit is off).
+#[derive(Debug, Default)]
+pub struct RateLimits {
+    /// Keyed by `ratelimit::address_key` of the client address.
+    pub address: Option<Limiter<std::net::IpAddr>>,
+    /// Keyed by `KeyEntry::index`.
+    pub key: Option<Limiter<usize>>,
+}
+
+impl RateLimits {
+    pub fn from_settings(settings: &Settings) -> Self {
+        Self {
+            address: settings
+                .rate_limit_ip
+                .map(|r| Limiter::new(r, crate::ratelimit::DEFAULT_MAX_ENTRIES)),
+            key: settings
+                .rate_limit_key
+                .map(|r| Limiter::new(r, settings.keys.len())),
+        }
+    }
 }
 
 /// Which endpoint a request came in on.
@@ -71,10 +96,14 @@ pub fn app(state: AppState) -> Router {
             .on(MethodFilter::OPTIONS, preflight),
         );
     }
-    router = router
-        .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics))
-        .method_not_allowed_fallback(|| async { IngestError::MethodNotAllowed });
+    router = router.route("/healthz", get(healthz));
+    router = if state.settings.metrics_listen.is_some() {
+        // Served on the private address only; say so here rather than fall through to static files.
+        router.route("/metrics", get(|| async { IngestError::NotFound }))
+    } else {
+        router.route("/metrics", get(metrics))
+    };
+    router = router.method_not_allowed_fallback(|| async { IngestError::MethodNotAllowed });
     router = match &state.settings.static_dir {
         Some(dir) => router.fallback_service(static_files::service(dir)),
         None => router.fallback(|| async { IngestError::NotFound }),
@@ -103,6 +132,15 @@ async fn count_requests(State(state): State<AppState>, req: Request, next: Next)
     let response = next.run(req).await;
     state.metrics.request(route, response.status().as_u16());
     response
+}
+
+/// The private router of `--metrics-listen`: `/metrics` and `/healthz` only.
+pub fn metrics_app(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz))
+        .fallback(|| async { IngestError::NotFound })
+        .with_state(state)
 }
 
 async fn healthz() -> Json<Value> {
@@ -220,6 +258,23 @@ fn authenticate<'a>(state: &'a AppState, key: &str) -> Result<&'a KeyEntry, Inge
         .ok_or_else(|| IngestError::Unauthorized("unknown write key".into()))
 }
 
+fn rate_limited(state: &AppState, scope: &'static str, wait: std::time::Duration) -> IngestError {
+    state.metrics.rate_limited(scope);
+    IngestError::RateLimited {
+        scope,
+        retry_after: retry_after_secs(wait),
+    }
+}
+
+fn check_key_rate(state: &AppState, key: &KeyEntry, now: Instant) -> Result<(), IngestError> {
+    match &state.limits.key {
+        Some(limiter) => limiter
+            .check(&key.index(), now)
+            .map_err(|wait| rate_limited(state, "key", wait)),
+        None => Ok(()),
+    }
+}
+
 fn check_origin(headers: &HeaderMap, key: &KeyEntry) -> Result<(), IngestError> {
     match origin_of(headers) {
         Some(origin) if !key.allows_origin(origin) => {
@@ -238,6 +293,19 @@ async fn handle<'a>(
 ) -> Result<(), IngestError> {
     let headers = &parts.headers;
     let settings = &state.settings;
+    let now = Instant::now();
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    let client = client_ip(headers, peer, settings.trust_proxy);
+
+    // Per address first, before any work: this also slows down guessing keys.
+    if let (Some(limiter), Some(ip)) = (&state.limits.address, client) {
+        limiter
+            .check(&address_key(ip), now)
+            .map_err(|wait| rate_limited(state, "address", wait))?;
+    }
 
     // A key outside the body is checked before reading it.
     let outer = key_from_request(headers, parts.uri.query())
@@ -246,6 +314,7 @@ async fn handle<'a>(
         let entry = authenticate(state, k.key())?;
         *key_out = Some(entry);
         check_origin(headers, entry)?;
+        check_key_rate(state, entry, now)?;
     }
 
     let (value, raw_len) = decode_request(headers, body, &settings.limits).await?;
@@ -271,6 +340,7 @@ async fn handle<'a>(
             let e = authenticate(state, key)?;
             *key_out = Some(e);
             check_origin(headers, e)?;
+            check_key_rate(state, e, now)?;
             e
         }
     };
@@ -320,15 +390,11 @@ async fn handle<'a>(
         Endpoint::Single(t) => (vec![Value::Object(obj)], None, None, Some(t)),
     };
 
-    let peer = parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip());
     let ctx = RequestContext {
         received_at: OffsetDateTime::now_utc(),
         sent_at: sent_at.as_deref(),
         batch_context: batch_context.as_ref(),
-        client_ip: client_ip(headers, peer, settings.trust_proxy),
+        client_ip: client,
         user_agent: headers
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok()),
@@ -339,10 +405,23 @@ async fn handle<'a>(
 
     let mut lines = Vec::with_capacity(messages.len());
     let mut rejected: Vec<Rejection> = Vec::new();
+    let mut bots_dropped = 0;
     for (index, message) in messages.into_iter().enumerate() {
         match validate_message(message, implied, settings.limits.max_message_bytes) {
             Ok(mut msg) => {
                 let message_id = enrich(&mut msg, &ctx);
+                let bot = msg
+                    .get("context")
+                    .and_then(|c| c.get("bot"))
+                    .is_some_and(|b| *b == Value::Bool(true));
+                if bot {
+                    state.metrics.bot(settings.drop_bots);
+                    if settings.drop_bots {
+                        // Acknowledged (a bot must not be told to retry), never written.
+                        bots_dropped += 1;
+                        continue;
+                    }
+                }
                 lines.push(Line {
                     message_id,
                     bytes: to_line(msg),
@@ -355,7 +434,7 @@ async fn handle<'a>(
         }
     }
 
-    let accepted = lines.len();
+    let accepted = lines.len() + bots_dropped;
     if !lines.is_empty() {
         // Accepted/deduplicated counts are recorded by the writer, where they are decided.
         state

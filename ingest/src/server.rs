@@ -22,7 +22,7 @@ use tower::ServiceExt;
 
 use crate::config::{Settings, DEV_WRITE_KEY};
 use crate::metrics::Metrics;
-use crate::router::{app, AppState};
+use crate::router::{app, metrics_app, AppState, RateLimits};
 use crate::sink::{Sink, SinkOptions};
 
 /// Pause after a failed `accept` (e.g. out of file descriptors) before trying again.
@@ -58,6 +58,7 @@ pub fn build_state(settings: Settings) -> Result<AppState, RunError> {
             }
         })?;
     Ok(AppState {
+        limits: Arc::new(RateLimits::from_settings(&settings)),
         settings: Arc::new(settings),
         sink: Arc::new(sink),
         metrics,
@@ -79,6 +80,27 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Resu
         source,
     })?;
 
+    // The private metrics listener, when asked for: bound before the public one is announced,
+    // so a failure to bind it stops the start-up.
+    let metrics_server = match state.settings.metrics_listen {
+        Some(addr) => {
+            let l = TcpListener::bind(addr)
+                .await
+                .map_err(|source| RunError::Listen { addr, source })?;
+            let bound = l
+                .local_addr()
+                .map_err(|source| RunError::Listen { addr, source })?;
+            tracing::info!(address = %bound, "metrics listening on http://{bound}/metrics (not on the public address)");
+            let router = metrics_app(state.clone());
+            Some(tokio::spawn(async move {
+                if let Err(e) = axum::serve(l, router).await {
+                    tracing::error!(error = %e, "metrics listener failed");
+                }
+            }))
+        }
+        None => None,
+    };
+
     let s = &state.settings;
     let sources: Vec<String> = s.keys.sources().iter().map(|x| x.to_string()).collect();
     if s.dev_key_only {
@@ -98,6 +120,9 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Resu
     println!("footfall-ingest listening on http://{local}");
 
     serve(listener, state.clone(), shutdown).await;
+    if let Some(task) = metrics_server {
+        task.abort();
+    }
 
     // Every connection is done: no request can still be waiting on the sink.
     let sink = state.sink.clone();

@@ -523,6 +523,118 @@ async fn dedupe_window_survives_a_crash_and_a_clean_restart() {
     assert_eq!(n, 2, "r1 aged out of a 2 s window, so it is written again");
 }
 
+#[tokio::test]
+async fn metrics_on_a_private_address_and_429_over_http() {
+    let srv = Server::start(&[
+        "--metrics-listen",
+        "127.0.0.1:0",
+        "--rate-limit-key",
+        "0.2",
+        "--rate-limit-key-burst",
+        "3",
+    ]);
+    let log = srv.stderr();
+    let at = log
+        .find("metrics listening on http://127.0.0.1:")
+        .unwrap_or_else(|| panic!("{log}"));
+    let port: u16 = log[at + "metrics listening on http://127.0.0.1:".len()..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect::<String>()
+        .parse()
+        .unwrap();
+    assert_ne!(port, srv.port);
+    let mut statuses = Vec::new();
+    let mut retry_after = None;
+    for i in 0..5 {
+        let resp = srv
+            .client
+            .post(srv.url("/v1/track?writeKey=dev"))
+            .header("content-type", "application/json")
+            .body(json!({"event":"E","userId":"u","messageId":format!("q{i}")}).to_string())
+            .send()
+            .await
+            .unwrap();
+        if let Some(v) = resp.headers().get("retry-after") {
+            retry_after = Some(v.to_str().unwrap().to_owned());
+        }
+        let (s, b) = status_json(resp).await;
+        if s == 429 {
+            assert_eq!(b["error"]["code"], "rate_limited", "{b}");
+        }
+        statuses.push(s);
+    }
+    assert_eq!(statuses, [200, 200, 200, 429, 429]);
+    // 5 s until the next token (4 if the machine stalled for a second in between).
+    assert!(
+        matches!(retry_after.as_deref(), Some("5" | "4")),
+        "{retry_after:?}"
+    );
+    // Public /metrics is gone; the private one has the counts.
+    let resp = srv.client.get(srv.url("/metrics")).send().await.unwrap();
+    assert_eq!(resp.status(), 404);
+    let text = srv
+        .client
+        .get(format!("http://127.0.0.1:{port}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains("footfall_rate_limited_total{scope=\"key\"} 2"),
+        "{text}"
+    );
+    assert!(text.contains("footfall_http_requests_total{route=\"/metrics\",status=\"404\"} 1"));
+    let resp = srv
+        .client
+        .post(format!("http://127.0.0.1:{port}/v1/batch?writeKey=dev"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404, "no ingest on the metrics address");
+    assert_eq!(read_lines(&srv.data()).len(), 3);
+}
+
+#[tokio::test]
+async fn data_files_are_0600_in_0700_directories() {
+    use std::os::unix::fs::PermissionsExt;
+    // A fresh data dir, a small rotation size so finished and open files both exist.
+    let mut srv = Server::start(&["--write-key", "k1:web", "--rotate-bytes", "200"]);
+    for i in 0..3 {
+        let (s, _) = srv
+            .post_json(
+                "/v1/batch?writeKey=k1",
+                json!({"batch":[track(&format!("p{i}"))]}),
+            )
+            .await;
+        assert_eq!(s, 200);
+    }
+    // Also a file finished by crash recovery.
+    srv.kill9_and_restart(&["--write-key", "k1:web"]);
+    let files = data_files(&srv.data());
+    assert!(files.len() >= 3, "{files:?}");
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    for f in &files {
+        assert_eq!(mode(f), 0o600, "{f:?}");
+        let mut dir = f.parent().unwrap();
+        while dir != srv.dir.path() {
+            assert_eq!(mode(dir), 0o700, "{dir:?}");
+            dir = dir.parent().unwrap();
+        }
+    }
+    // Source names become directory names only after validation: no traversal.
+    let out = Command::new(BIN)
+        .args(["--write-key", "k:..", "--data-dir"])
+        .arg(srv.data())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!srv.dir.path().join("k").exists());
+}
+
 #[test]
 fn bad_configuration_exits_non_zero_with_one_line() {
     for args in [

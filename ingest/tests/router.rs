@@ -673,3 +673,229 @@ async fn static_dir_is_served_behind_the_api() {
         .await;
     assert_eq!(s, StatusCode::OK);
 }
+
+fn from(req: Request<Body>, addr: &str) -> Request<Body> {
+    let mut req = req;
+    req.extensions_mut()
+        .insert(ConnectInfo(addr.parse::<SocketAddr>().unwrap()));
+    req
+}
+
+async fn send_raw(h: &Harness, req: Request<Body>) -> (StatusCode, axum::http::HeaderMap, Value) {
+    let resp = h.app().oneshot(req).await.unwrap();
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        headers,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+#[tokio::test]
+async fn rate_limit_per_address_is_429_with_retry_after() {
+    let h = Harness::new(&["--rate-limit-ip", "0.5", "--rate-limit-ip-burst", "2"]);
+    let body = || json!({"writeKey":"dev","batch":[track("r")]});
+    for _ in 0..2 {
+        let (s, _, _) = send_raw(&h, from(json_req("/v1/batch", &body()), "198.51.100.7:1")).await;
+        assert_eq!(s, StatusCode::OK);
+    }
+    let req = Request::post("/v1/batch")
+        .header(header::CONTENT_TYPE, "text/plain")
+        .header(header::ORIGIN, "https://shop.example")
+        .body(Body::from(body().to_string()))
+        .unwrap();
+    let (s, hd, b) = send_raw(&h, from(req, "198.51.100.7:2")).await;
+    assert_eq!(s, StatusCode::TOO_MANY_REQUESTS);
+    // 2 s for the next token (1 if the machine stalled for over a second in between).
+    let wait: u64 = hd[header::RETRY_AFTER].to_str().unwrap().parse().unwrap();
+    assert!((1..=2).contains(&wait), "{wait}");
+    assert_eq!(b["error"]["code"], "rate_limited");
+    assert!(
+        b["error"]["message"].as_str().unwrap().contains("address"),
+        "{b}"
+    );
+    // The SDK can read the status and Retry-After cross-origin.
+    assert_eq!(
+        hd[header::ACCESS_CONTROL_ALLOW_ORIGIN],
+        "https://shop.example"
+    );
+    assert_eq!(hd[header::ACCESS_CONTROL_EXPOSE_HEADERS], "retry-after");
+    // Refused before any key check: an unknown key is 429 too, not 401 (no free key guessing).
+    let (s, _, _) = send_raw(
+        &h,
+        from(
+            json_req("/v1/batch?writeKey=guess", &body()),
+            "198.51.100.7:3",
+        ),
+    )
+    .await;
+    assert_eq!(s, StatusCode::TOO_MANY_REQUESTS);
+    // Another address, and another host in a different IPv6 /64, are not affected; the same /64 is.
+    let (s, _, _) = send_raw(&h, from(json_req("/v1/batch", &body()), "198.51.100.8:1")).await;
+    assert_eq!(s, StatusCode::OK);
+    for (addr, want) in [
+        ("[2001:db8:0:1::1]:1", StatusCode::OK),
+        ("[2001:db8:0:1::2]:1", StatusCode::OK),
+        ("[2001:db8:0:1:ffff::3]:1", StatusCode::TOO_MANY_REQUESTS),
+        ("[2001:db8:0:2::1]:1", StatusCode::OK),
+    ] {
+        let (s, _, _) = send_raw(&h, from(json_req("/v1/batch", &body()), addr)).await;
+        assert_eq!(s, want, "{addr}");
+    }
+    // Refused requests wrote nothing (the one id was written once and then deduplicated).
+    assert_eq!(h.lines().len(), 1);
+    let resp = h
+        .app()
+        .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let text = String::from_utf8(
+        resp.into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec(),
+    )
+    .unwrap();
+    assert!(
+        text.contains("footfall_rate_limited_total{scope=\"address\"} 3"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn rate_limit_per_write_key() {
+    let h = Harness::new(&[
+        "--write-key",
+        "ka:a",
+        "--write-key",
+        "kb:b",
+        "--rate-limit-key",
+        "0.25",
+        "--rate-limit-key-burst",
+        "1",
+    ]);
+    let (s, _) = h
+        .post("/v1/batch", json!({"writeKey":"ka","batch":[track("1")]}))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    // Key in the body, in the query and in Basic auth all count against the same key.
+    let (s, hd, b) = h
+        .send(json_req(
+            "/v1/batch",
+            &json!({"writeKey":"ka","batch":[track("2")]}),
+        ))
+        .await;
+    assert_eq!(s, StatusCode::TOO_MANY_REQUESTS);
+    let wait: u64 = hd[header::RETRY_AFTER].to_str().unwrap().parse().unwrap();
+    assert!((3..=4).contains(&wait), "{wait}");
+    assert!(
+        b["error"]["message"].as_str().unwrap().contains("key"),
+        "{b}"
+    );
+    let (s, _) = h
+        .post("/v1/batch?writeKey=ka", json!({"batch":[track("2")]}))
+        .await;
+    assert_eq!(s, StatusCode::TOO_MANY_REQUESTS);
+    // Another key has its own bucket.
+    let (s, _) = h
+        .post("/v1/batch?writeKey=kb", json!({"batch":[track("3")]}))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let ids: Vec<String> = h
+        .lines()
+        .iter()
+        .map(|l| l["messageId"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids.len(), 2, "{ids:?}");
+}
+
+#[tokio::test]
+async fn bots_are_marked_or_dropped() {
+    let googlebot = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
+    let chrome = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36";
+    let batch = json!({"writeKey":"dev","batch":[
+        {"type":"page","anonymousId":"a","messageId":"human","context":{"userAgent":chrome}},
+        {"type":"page","anonymousId":"a","messageId":"crawler","context":{"userAgent":googlebot}},
+        {"type":"page","anonymousId":"a","messageId":"headless",
+         "context":{"userAgent":"Mozilla/5.0 HeadlessChrome/126.0.0.0"}},
+        {"type":"page","anonymousId":"a","messageId":"header-only"},
+    ]});
+    let req = || {
+        Request::post("/v1/batch")
+            .header(header::CONTENT_TYPE, "text/plain")
+            .header(header::USER_AGENT, googlebot)
+            .body(Body::from(batch.to_string()))
+            .unwrap()
+    };
+    // Default: marked and written.
+    let h = Harness::new(&[]);
+    let (s, _, _) = h.send(req()).await;
+    assert_eq!(s, StatusCode::OK);
+    let lines = h.lines();
+    assert_eq!(lines.len(), 4);
+    for l in &lines {
+        let bot = l["context"].get("bot").cloned();
+        if l["messageId"] == "human" {
+            assert_eq!(bot, None, "{l}");
+        } else {
+            assert_eq!(bot, Some(json!(true)), "{l}");
+        }
+    }
+    // --drop-bots: acknowledged, only the human is written.
+    let h = Harness::new(&["--drop-bots"]);
+    let (s, _, b) = h.send(req()).await;
+    assert_eq!((s, b), (StatusCode::OK, json!({"success":true})));
+    let lines = h.lines();
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["messageId"], "human");
+    let resp = h
+        .app()
+        .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let text = String::from_utf8(
+        resp.into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec(),
+    )
+    .unwrap();
+    assert!(
+        text.contains("footfall_messages_bot_total{action=\"dropped\"} 3"),
+        "{text}"
+    );
+    assert!(
+        text.contains("footfall_messages_accepted_total 1"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn metrics_leave_the_public_router_when_metrics_listen_is_set() {
+    let h = Harness::new(&["--metrics-listen", "127.0.0.1:0"]);
+    let (s, _, b) = h
+        .send(Request::get("/metrics").body(Body::empty()).unwrap())
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert_eq!(b["error"]["code"], "not_found");
+    let resp = footfall_ingest::router::metrics_app(h.state.clone())
+        .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let resp = footfall_ingest::router::metrics_app(h.state.clone())
+        .oneshot(Request::post("/v1/batch").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.status(),
+        StatusCode::NOT_FOUND,
+        "no ingest on the private address"
+    );
+}
