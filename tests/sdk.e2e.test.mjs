@@ -235,6 +235,37 @@ describe('footfall SDK end to end (Chromium + footfall-ingest)', () => {
     assert.equal(c.sessionId, truth.sessionId, 'sessionId() matches what was sent');
     assert.equal(c.sessionStart, true, 'first event of the session carries sessionStart');
     assert.equal(typeof c.ip, 'string', 'the ingest adds context.ip');
+
+    // Every message type carries the same context (the SDK sends page-independent context once
+    // per batch; the ingest merges it into each line), and the fields of its type.
+    await page.evaluate(() => {
+      window.ff.track('Signed Up', { plan: 'pro' });
+      window.ff.identify('user-7', { email: 'a@b.c' });
+      window.ff.page('Pricing', { section: 'top' });
+    });
+    await waitForEvents(ingest, (e) => e.type === 'page' && e.name === 'Pricing');
+    const all = await settle(ingest);
+    assert.deepEqual(all.map((e) => e.type), ['page', 'track', 'identify', 'page']);
+    const [, tr, idf, named] = all;
+    assert.equal(tr.event, 'Signed Up');
+    assert.deepEqual(tr.properties, { plan: 'pro' });
+    assert.equal(idf.userId, 'user-7');
+    assert.deepEqual(idf.traits, { email: 'a@b.c' });
+    assert.equal(named.name, 'Pricing');
+    assert.equal(named.properties?.section, 'top');
+    assert.equal(named.userId, 'user-7', 'messages after identify carry the userId');
+    for (const m of [tr, idf, named]) {
+      const mc = m.context;
+      const what = `${m.type} ${m.event ?? m.name ?? ''}`;
+      assert.deepEqual(mc.library, c.library, `${what}: library`);
+      assert.deepEqual(mc.page, c.page, `${what}: page`);
+      assert.deepEqual(mc.campaign, c.campaign, `${what}: campaign`);
+      assert.deepEqual(mc.screen, c.screen, `${what}: screen`);
+      assert.deepEqual([mc.userAgent, mc.locale, mc.timezone, mc.sessionId], [c.userAgent, c.locale, c.timezone, c.sessionId], `${what}: userAgent, locale, timezone, sessionId`);
+      assert.ok(!mc.sessionStart, `${what}: sessionStart only on the session's first event`);
+      assert.equal(m.anonymousId, pv.anonymousId);
+      assert.match(m.timestamp, ISO);
+    }
   });
 
   e2e('the same session across a reload and across two tabs', async ({ ingest, newContext, open }) => {
@@ -788,13 +819,13 @@ describe('footfall SDK end to end (Chromium + footfall-ingest)', () => {
 
   e2e('a batch larger than the ingest accepts (413) is split and every event arrives once', async ({ ingest, newContext, open, ingestResponses }) => {
     const context = await newContext();
-    // flushAt starts one 12-event batch (~50 KB) that a 20 KB limit answers 413; after the split the
-    // remainder is below flushAt and goes out on the interval (as the spec says), hence 1 s.
-    const page = await open(context, '/index.html', { autocapture: false, flushAt: '12', flushIntervalMs: '1000' });
+    // flushAt starts one 12-event batch (~50 KB) that a 20 KB limit answers 413. The interval is far
+    // away: the halves of a split batch must go out at once, not wait for the next tick.
+    const page = await open(context, '/index.html', { autocapture: false, flushAt: '12', flushIntervalMs: '600000' });
     await page.evaluate(() => {
       for (let i = 0; i < 12; i++) window.ff.track('Chunky', { i, pad: String(i % 10).repeat(4_000) });
     });
-    await waitForEvents(ingest, byEvent('Chunky'), { count: 12, timeoutMs: 20_000 });
+    await waitForEvents(ingest, byEvent('Chunky'), { count: 12, timeoutMs: 15_000 });
     const events = await settle(ingest, { quietMs: 1500 });
     assert.deepEqual(tracks(events, 'Chunky').map((e) => e.properties.i).sort((a, b) => a - b), Array.from({ length: 12 }, (_, i) => i));
     assert.equal(events.length, 12);

@@ -11,11 +11,12 @@
 //!     Spawns $FOOTFALL_INGEST_BIN or <repo>/target/debug/footfall-ingest with
 //!     `--listen 127.0.0.1:0 --data-dir <dataDir or fresh dir under tests/.tmp/> --write-key dev …args`
 //!     and waits for its stdout line `footfall-ingest listening on http://HOST:PORT`.
-//!     Ingest = { url, port, dataDir, proc, stderr(): string,
+//!     Ingest = { url, port, dataDir, proc, running: boolean, stderr(): string (all its stderr),
 //!                stop(): Promise<exitCode>   SIGTERM and wait (graceful: files renamed .open → .ndjson),
 //!                kill(): Promise<signal>     SIGKILL and wait (crash),
 //!                restart(): Promise<void>    start again on the same port and data dir,
 //!                events(): Promise<object[]> = readEvents(dataDir),
+//!                raw(): Promise<Buffer>       = readRawNdjson(dataDir),
 //!                cleanup(): Promise<void>    stop if running, then delete the data dir }
 //!
 //!   readEvents(dataDir) -> Promise<object[]>
@@ -28,7 +29,7 @@
 //!   startStatic(routes) -> Promise<{ url, port, stop() }>
 //!     node:http server on 127.0.0.1:0. `routes` maps URL prefixes to a directory or to
 //!     `{ dir, headers }` (extra response headers, e.g. a CSP). Longest prefix wins. `.wasm` is served
-//!     as application/wasm, `.js`/`.mjs` as text/javascript; `Cache-Control: no-store` always;
+//!     as application/wasm, `.js`/`.mjs` as text/javascript; `Cache-Control: no-store` unless a route's headers override it;
 //!     `/dir/` serves `/dir/index.html`. Example: startStatic({ '/': 'tests/pages', '/pkg/': 'sdk/pkg' }).
 //!
 //!   launchBrowser(options?) -> Promise<Browser>
@@ -51,7 +52,9 @@
 //!     Waits until the ingest's event count has not changed for quietMs, then returns the events:
 //!     use it before asserting "exactly N" or "none", so late duplicates would be seen.
 //!
-//!   REPO_ROOT, TMP_DIR — absolute paths.
+//!   sleep(ms), CHROMIUM_ARGS, REPO_ROOT, TMP_DIR (absolute paths).
+//!
+//! Env: FOOTFALL_INGEST_BIN (ingest binary), FOOTFALL_CHROMIUM (browser executable).
 
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
