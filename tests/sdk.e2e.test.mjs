@@ -692,6 +692,41 @@ describe('footfall SDK end to end (Chromium + footfall-ingest)', () => {
     assert.equal(events.length, 51);
   });
 
+  e2e('3,000 tracks in a burst arrive exactly once, in batches within the ingest limits', async ({ ingest, newContext, open, ingestRequests }) => {
+    const context = await newContext();
+    const page = await open(context, '/index.html', { autocapture: false, maxQueueSize: '5000', flushIntervalMs: '500' });
+    await page.evaluate(() => {
+      for (let i = 0; i < 3000; i++) window.ff.track('Burst', { i, label: `item-${i}` });
+    });
+    await waitForEvents(ingest, byEvent('Burst'), { count: 3000, timeoutMs: 30_000 });
+    const events = await settle(ingest, { quietMs: 1500 });
+    const burst = tracks(events, 'Burst');
+    assert.equal(burst.length, 3000);
+    assert.equal(new Set(burst.map((e) => e.properties.i)).size, 3000, 'each event exactly once');
+    assert.equal(events.length, 3000);
+    const bodies = ingestRequests.map((r) => r.postData).filter((b) => typeof b === 'string' && b.startsWith('{'));
+    assert.ok(bodies.length >= 2, `sent in several batches, saw ${bodies.length} readable bodies`);
+    for (const b of bodies) {
+      assert.ok(Buffer.byteLength(b) <= 500_000, `a batch body is ${Buffer.byteLength(b)} bytes`);
+      assert.ok(JSON.parse(b).batch.length <= 2500, `a batch has ${JSON.parse(b).batch.length} messages`);
+    }
+  });
+
+  e2e('a write key the ingest refuses (401) is dropped, not retried', async ({ ingest, newContext, open, ingestRequests, ingestResponses }) => {
+    const context = await newContext();
+    const page = await open(context, '/index.html', { writeKey: 'not-a-key', flushIntervalMs: '200' });
+    await page.evaluate(() => window.ff.track('Refused'));
+    await waitFor(() => ingestResponses.filter((r) => r.status === 401).length >= 1, { message: 'the ingest answered 401' });
+    await page.waitForTimeout(2500); // room for retries that must not happen (backoff starts at 1 s)
+    const carrying = ingestRequests.filter((r) => String(r.postData).includes('Refused'));
+    assert.equal(carrying.length, 1, `the refused event was sent ${carrying.length} times`);
+    await page.reload(); // nor does a reload bring it back from the persisted queue
+    await ready(page);
+    await page.waitForTimeout(1000);
+    assert.equal(ingestRequests.filter((r) => String(r.postData).includes('Refused')).length, 1);
+    assert.deepEqual(await ingest.events(), [], 'nothing written for an unknown key');
+  });
+
   e2e('an event tracked just before the page is closed arrives', async ({ ingest, newContext, open }) => {
     const context = await newContext();
     // Timers and thresholds far away: only the page-hide path can deliver these events.
