@@ -93,8 +93,8 @@ async function ready(page) {
  *   newContext(options?, { on }?)  a fresh context (of the shared browser, or `on`) whose page errors are collected
  *   url(path, params?)          a test-page URL with writeKey/apiHost/flushIntervalMs set
  *   open(context, path, params?, gotoOptions?)  a new page at url(...), SDK ready
- *   ingestRequests              requests the pages sent to the ingest ({ method, url, postData })
- *   ingestResponses             the ingest's answers the pages saw ({ status, url })
+ *   ingestRequests              requests the pages sent to the ingest ({ t, method, url, postData })
+ *   ingestResponses             the ingest's answers the pages saw ({ t, status, url, retryAfter })
  * After fn: no page error may have happened and every messageId the ingest wrote is unique.
  */
 function e2e(name, fn, { timeout = 60_000, ingestArgs = [] } = {}) {
@@ -117,10 +117,12 @@ function e2e(name, fn, { timeout = 60_000, ingestArgs = [] } = {}) {
           page.on('console', (m) => consoleLines.push(`[${m.type()}] ${m.text()}`));
         });
         context.on('request', (r) => {
-          if (r.url().startsWith(ingest.url)) ingestRequests.push({ method: r.method(), url: r.url(), postData: r.postData() });
+          if (r.url().startsWith(ingest.url)) ingestRequests.push({ t: Date.now(), method: r.method(), url: r.url(), postData: r.postData() });
         });
         context.on('response', (r) => {
-          if (r.url().startsWith(ingest.url)) ingestResponses.push({ status: r.status(), url: r.url() });
+          if (r.url().startsWith(ingest.url)) {
+            ingestResponses.push({ t: Date.now(), status: r.status(), url: r.url(), retryAfter: r.headers()['retry-after'] });
+          }
         });
         return context;
       },
@@ -851,6 +853,33 @@ describe('footfall SDK end to end (Chromium + footfall-ingest)', () => {
     const carrying = ingestRequests.filter((r) => String(r.postData).includes('BBBBBBBBBB'));
     assert.ok(carrying.length <= 1, `the rejected message was sent ${carrying.length} times`);
   });
+
+  e2e('429 with Retry-After: the SDK waits as told, then every event arrives once', async ({ ingest, newContext, open, ingestRequests, ingestResponses }) => {
+    const context = await newContext();
+    const page = await open(context, '/index.html', { autocapture: false, flushAt: '1', flushIntervalMs: '100' });
+    // 0.3 requests per second for this write key: the first passes, the next gets 429 with a
+    // Retry-After of several seconds — far beyond the SDK's own first backoff (≤ 1 s), so only
+    // honouring the header explains the wait.
+    for (let i = 0; i < 6; i++) {
+      await page.evaluate((n) => window.ff.track('Limited', { n }), i);
+      await page.waitForTimeout(50);
+    }
+    await waitForEvents(ingest, byEvent('Limited'), { count: 6, timeoutMs: 30_000 });
+    const events = await settle(ingest, { quietMs: 1500 });
+    assert.deepEqual(tracks(events, 'Limited').map((e) => e.properties.n).sort(), [0, 1, 2, 3, 4, 5], 'each exactly once');
+    assert.equal(events.length, 6);
+
+    const limited = ingestResponses.filter((r) => r.status === 429);
+    assert.ok(limited.length >= 1, `the ingest answered 429 at least once: ${ingestResponses.map((r) => r.status)}`);
+    for (const r of limited) {
+      const waitMs = Number(r.retryAfter) * 1000;
+      assert.ok(waitMs >= 2000, `429 carries a Retry-After of seconds, got ${r.retryAfter}`);
+      const next = ingestRequests.find((q) => q.t > r.t);
+      if (!next) continue;
+      // Allow 100 ms for the two event timestamps (taken in this process) to straddle the wait.
+      assert.ok(next.t - r.t >= waitMs - 100, `next request ${next.t - r.t} ms after a 429 with Retry-After ${r.retryAfter}`);
+    }
+  }, { ingestArgs: ['--rate-limit-key', '0.3', '--rate-limit-key-burst', '1'] });
 
   e2e('a batch larger than the ingest accepts (413) is split and every event arrives once', async ({ ingest, newContext, open, ingestResponses }) => {
     const context = await newContext();
