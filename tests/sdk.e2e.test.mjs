@@ -729,6 +729,34 @@ describe('footfall SDK end to end (Chromium + footfall-ingest)', () => {
     assert.deepEqual(await ingest.events(), [], 'nothing written for an unknown key');
   });
 
+  e2e('await flush() resolves only once the ingest has written the events', async ({ ingest, newContext, open }) => {
+    const context = await newContext();
+    const page = await open(context, '/index.html', { autocapture: false, flushIntervalMs: '600000', flushAt: '1000' });
+    await page.evaluate(async () => {
+      for (let i = 0; i < 10; i++) window.ff.track('Flushed', { i });
+      await window.ff.flush();
+    });
+    // No polling: the lines must already be on disk when flush() resolved.
+    assert.equal(tracks(await ingest.events(), 'Flushed').length, 10, 'all 10 lines written before flush() resolved');
+
+    // While the ingest is down, flush() stays pending (a network error is not "failed for good")…
+    await ingest.stop();
+    await page.evaluate(() => {
+      for (let i = 0; i < 3; i++) window.ff.track('Flushed Later', { i });
+      window.flushState = 'pending';
+      window.ff.flush().then(() => { window.flushState = 'resolved'; }, (e) => { window.flushState = `rejected: ${e}`; });
+    });
+    await page.waitForTimeout(1500);
+    assert.equal(await page.evaluate(() => window.flushState), 'pending', 'flush() waits while the ingest is unreachable');
+    // …and resolves once the events are acknowledged after the ingest is back.
+    await ingest.restart();
+    await waitFor(() => page.evaluate(() => window.flushState !== 'pending'), { timeoutMs: 30_000, message: 'flush() settled after the ingest came back' });
+    assert.equal(await page.evaluate(() => window.flushState), 'resolved');
+    assert.equal(tracks(await ingest.events(), 'Flushed Later').length, 3, 'the 3 lines were written before flush() resolved');
+    const events = await settle(ingest);
+    assert.equal(events.length, 13);
+  });
+
   e2e('an event tracked just before the page is closed arrives', async ({ ingest, newContext, open }) => {
     const context = await newContext();
     // Timers and thresholds far away: only the page-hide path can deliver these events.
@@ -990,33 +1018,43 @@ describe('footfall SDK end to end (Chromium + footfall-ingest)', () => {
     }
   });
 
-  e2e('blocked localStorage falls back to cookies without an exception', async ({ ingest, newContext, open }) => {
-    const context = await newContext();
-    await context.addInitScript(() => {
+  const STORAGE_FAILURES = {
+    'blocked localStorage (SecurityError on access)': () => {
       Object.defineProperty(window, 'localStorage', {
         configurable: true,
         get() {
           throw new DOMException('The operation is insecure.', 'SecurityError');
         },
       });
-    });
-    const page = await open(context, '/index.html');
-    assert.equal(await page.evaluate(() => { try { return localStorage && 'reachable'; } catch { return 'blocked'; } }), 'blocked');
-    await page.evaluate(() => window.ff.track('Blocked Storage'));
-    await waitForEvents(ingest, byEvent('Blocked Storage'));
-    const ids = await page.evaluate(() => ({ aid: window.ff.anonymousId(), sid: window.ff.sessionId() }));
-    assert.ok(await page.evaluate(() => document.cookie.length > 0), 'the ids fell back to a cookie');
+    },
+    'a full localStorage (QuotaExceededError on write)': () => {
+      Storage.prototype.setItem = function setItem() {
+        throw new DOMException('The quota has been exceeded.', 'QuotaExceededError');
+      };
+    },
+  };
+  for (const [what, breakStorage] of Object.entries(STORAGE_FAILURES)) {
+    e2e(`${what} falls back to cookies without an exception`, async ({ ingest, newContext, open }) => {
+      const context = await newContext();
+      await context.addInitScript(breakStorage);
+      const page = await open(context, '/index.html');
+      assert.equal(await page.evaluate(() => { try { localStorage.setItem('probe', '1'); return 'works'; } catch { return 'fails'; } }), 'fails');
+      await page.evaluate(() => window.ff.track('Blocked Storage'));
+      await waitForEvents(ingest, byEvent('Blocked Storage'));
+      const ids = await page.evaluate(() => ({ aid: window.ff.anonymousId(), sid: window.ff.sessionId() }));
+      assert.ok(await page.evaluate(() => document.cookie.length > 0), 'the ids fell back to a cookie');
 
-    await page.reload();
-    await ready(page);
-    assert.deepEqual(await page.evaluate(() => ({ aid: window.ff.anonymousId(), sid: window.ff.sessionId() })), ids, 'the cookie fallback keeps the ids across a reload');
-    await page.evaluate(() => window.ff.track('Blocked Storage Reloaded'));
-    await waitForEvents(ingest, byEvent('Blocked Storage Reloaded'));
-    const events = await settle(ingest);
-    assert.equal(events.length, 4, 'two pageviews and two tracks');
-    assert.equal(new Set(events.map((e) => e.anonymousId)).size, 1);
-    assert.equal(new Set(events.map((e) => e.context.sessionId)).size, 1);
-  });
+      await page.reload();
+      await ready(page);
+      assert.deepEqual(await page.evaluate(() => ({ aid: window.ff.anonymousId(), sid: window.ff.sessionId() })), ids, 'the cookie fallback keeps the ids across a reload');
+      await page.evaluate(() => window.ff.track('Blocked Storage Reloaded'));
+      await waitForEvents(ingest, byEvent('Blocked Storage Reloaded'));
+      const events = await settle(ingest);
+      assert.equal(events.length, 4, 'two pageviews and two tracks');
+      assert.equal(new Set(events.map((e) => e.anonymousId)).size, 1);
+      assert.equal(new Set(events.map((e) => e.context.sessionId)).size, 1);
+    });
+  }
 
   e2e('blocked localStorage and cookies fall back to memory without an exception', async ({ ingest, newContext, open }) => {
     const context = await newContext();
