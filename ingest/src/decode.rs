@@ -64,6 +64,35 @@ pub fn content_encoding(headers: &HeaderMap) -> Result<Encoding, IngestError> {
     }
 }
 
+/// Rejects ambiguous message framing, the shapes request smuggling is built from: a transfer
+/// coding other than plain `chunked` (hyper accepts `gzip, chunked` but does not undo the
+/// `gzip`, so the body would be misread), or both `Content-Length` and `Transfer-Encoding`.
+/// hyper (1.x) handles the rest itself: it refuses duplicate or malformed lengths and other
+/// codings with a bare 400, and for a request with both headers it lets chunked win, drops the
+/// `Content-Length` before we see it and closes the connection after the response, so nothing
+/// after that body is ever read as a request. The check for both headers stays as a guard in
+/// case that ever changes.
+pub fn check_framing(headers: &HeaderMap) -> Result<(), IngestError> {
+    let mut codings = headers.get_all(header::TRANSFER_ENCODING).iter();
+    let Some(first) = codings.next() else {
+        return Ok(());
+    };
+    if headers.contains_key(header::CONTENT_LENGTH) {
+        return Err(IngestError::BadFraming(
+            "Content-Length and Transfer-Encoding together are refused".into(),
+        ));
+    }
+    let plain = first
+        .to_str()
+        .is_ok_and(|v| v.trim().eq_ignore_ascii_case("chunked"));
+    if !plain || codings.next().is_some() {
+        return Err(IngestError::BadFraming(
+            "Transfer-Encoding must be chunked (use Content-Encoding: gzip to compress)".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// Rejects a declared `Content-Length` over the cap before reading the body.
 pub fn check_content_length(headers: &HeaderMap, limit: usize) -> Result<(), IngestError> {
     let declared = headers
@@ -135,15 +164,19 @@ pub fn parse_json(bytes: &[u8]) -> Result<Value, IngestError> {
 }
 
 /// All of the above in order. Returns the JSON value and the raw (on-the-wire) body size.
+/// `body_read` is set once the whole body has been received (see `router`: a connection whose
+/// body was left unread is closed).
 pub async fn decode_request(
     headers: &HeaderMap,
     body: Body,
     limits: &Limits,
+    body_read: &mut bool,
 ) -> Result<(Value, usize), IngestError> {
     check_content_type(headers)?;
     let encoding = content_encoding(headers)?;
     check_content_length(headers, limits.max_request_bytes)?;
     let raw = read_body(body, limits.max_request_bytes, limits.body_read_timeout).await?;
+    *body_read = true;
     let raw_len = raw.len();
     let decoded = decode_payload(raw, encoding, limits.max_request_bytes)?;
     Ok((parse_json(&decoded)?, raw_len))
@@ -215,6 +248,34 @@ mod tests {
         assert_eq!(content_encoding(&h).unwrap(), Encoding::Gzip);
         h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("br"));
         assert_eq!(content_encoding(&h).unwrap_err().status(), 415);
+    }
+
+    #[test]
+    fn ambiguous_framing_is_refused() {
+        let mut h = HeaderMap::new();
+        assert!(check_framing(&h).is_ok());
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("10"));
+        assert!(check_framing(&h).is_ok());
+        h.insert(
+            header::TRANSFER_ENCODING,
+            HeaderValue::from_static("chunked"),
+        );
+        assert_eq!(check_framing(&h).unwrap_err().code(), "bad_framing");
+        h.remove(header::CONTENT_LENGTH);
+        assert!(check_framing(&h).is_ok());
+        for bad in ["gzip, chunked", "chunked, chunked", "identity", "xchunked"] {
+            h.insert(header::TRANSFER_ENCODING, HeaderValue::from_static(bad));
+            assert_eq!(check_framing(&h).unwrap_err().status(), 400, "{bad}");
+        }
+        h.insert(
+            header::TRANSFER_ENCODING,
+            HeaderValue::from_static("chunked"),
+        );
+        h.append(
+            header::TRANSFER_ENCODING,
+            HeaderValue::from_static("chunked"),
+        );
+        assert!(check_framing(&h).is_err());
     }
 
     #[test]

@@ -35,6 +35,8 @@ pub enum IngestError {
     PayloadTooLarge(String),
     #[error("request body stalled for more than {0} s")]
     BodyTimeout(u64),
+    #[error("{0}")]
+    BadFraming(String),
     #[error("could not read the request body: {0}")]
     BodyRead(String),
     #[error("invalid gzip body: {0}")]
@@ -72,6 +74,7 @@ impl IngestError {
             IngestError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             IngestError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             IngestError::BodyRead(_)
+            | IngestError::BadFraming(_)
             | IngestError::InvalidGzip(_)
             | IngestError::InvalidJson(_)
             | IngestError::InvalidField { .. }
@@ -92,6 +95,7 @@ impl IngestError {
             IngestError::PayloadTooLarge(_) => "payload_too_large",
             IngestError::BodyTimeout(_) => "request_timeout",
             IngestError::BodyRead(_) => "body_read_error",
+            IngestError::BadFraming(_) => "bad_framing",
             IngestError::InvalidGzip(_) => "invalid_gzip",
             IngestError::InvalidJson(_) => "invalid_json",
             IngestError::InvalidField { .. } => "invalid_body",

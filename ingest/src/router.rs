@@ -237,13 +237,22 @@ async fn ingest(state: AppState, endpoint: Endpoint, req: Request) -> Response {
     debug_assert_eq!(req.method(), Method::POST);
     let (parts, body) = req.into_parts();
     let mut key: Option<&KeyEntry> = None;
-    let result = handle(&state, endpoint, &parts, body, &mut key).await;
+    let mut body_read = false;
+    let result = handle(&state, endpoint, &parts, body, &mut key, &mut body_read).await;
     let allow = allowed_origin(&state, origin_of(&parts.headers), key);
     let mut response = match result {
         Ok(()) => Json(json!({"success": true})).into_response(),
         Err(e) => {
             tracing::debug!(path = parts.uri.path(), status = e.status().as_u16(), code = e.code(), error = %e, "request not fully accepted");
-            e.into_response()
+            let mut r = e.into_response();
+            if !body_read {
+                // Refused before its body was read (401/403/413/415/429, a stalled or broken
+                // body): hyper would otherwise keep the connection, waiting for a body nobody
+                // reads — a declared 1 GB body would hold a connection slot forever.
+                r.headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            r
         }
     };
     add_cors(&mut response, allow);
@@ -290,6 +299,7 @@ async fn handle<'a>(
     parts: &axum::http::request::Parts,
     body: Body,
     key_out: &mut Option<&'a KeyEntry>,
+    body_read: &mut bool,
 ) -> Result<(), IngestError> {
     let headers = &parts.headers;
     let settings = &state.settings;
@@ -307,6 +317,9 @@ async fn handle<'a>(
             .map_err(|wait| rate_limited(state, "address", wait))?;
     }
 
+    // Smuggling shapes are refused whoever sends them.
+    crate::decode::check_framing(headers)?;
+
     // A key outside the body is checked before reading it.
     let outer = key_from_request(headers, parts.uri.query())
         .map_err(|e| IngestError::Unauthorized(e.to_string()))?;
@@ -317,7 +330,7 @@ async fn handle<'a>(
         check_key_rate(state, entry, now)?;
     }
 
-    let (value, raw_len) = decode_request(headers, body, &settings.limits).await?;
+    let (value, raw_len) = decode_request(headers, body, &settings.limits, body_read).await?;
     state.metrics.bytes_in(raw_len as u64);
     let Value::Object(mut obj) = value else {
         return Err(IngestError::InvalidField {
