@@ -254,8 +254,7 @@ async fn flush_interval_timer_sends_and_a_throwing_fetch_is_contained() {
         ("persistence", "memory".into()),
     ]))
     .unwrap();
-    t.track("Timer".into(), JsValue::UNDEFINED, JsValue::UNDEFINED)
-        .unwrap();
+    t.event(0, "Timer", "{}", f64::NAN, "", 0);
     assert_eq!(calls.length(), 0, "below flushAt nothing is sent at once");
     sleep(300).await;
     Reflect::set(&w, &"fetch".into(), &original).unwrap();

@@ -203,6 +203,11 @@ fn css_ident(s: &str) -> bool {
 impl Sdk {
     /// A `track` from autocapture (properties already serialized).
     pub fn track_internal(&self, event: &str, props: &str) {
-        self.enqueue(Kind::Track, event, props, &JsValue::UNDEFINED);
+        self.enqueue(
+            Kind::Track,
+            event,
+            props,
+            &crate::browser::tracker::Call::default(),
+        );
     }
 }

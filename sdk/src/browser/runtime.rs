@@ -4,18 +4,23 @@
 //! ~12% of a small tracker's wasm (SETUP.md size facts). Our code never panics on purpose (every
 //! parser is total); should a bug panic anyway, the wasm traps and the JS adapter swallows it.
 //!
-//! The allocator keeps one free list per power-of-two size class (16 B … 1 GiB) and carves new
-//! blocks from memory grown at the end of the heap. Every block is 16-byte aligned. Memory use is
-//! at most twice what is live, and freed blocks are reused, so the heap stays bounded by the
-//! queue's bounds. wasm32 is single-threaded, which makes the unsynchronised statics sound.
+//! The allocator keeps one free list per size class (16 B … 1 GiB, four classes per power of two)
+//! and carves new blocks from memory grown at the end of the heap. Every block is 16-byte
+//! aligned. A block wastes at most a quarter of its size, and freed blocks are reused, so the
+//! heap stays bounded by the queue's bounds. wasm32 is single-threaded, which makes the unsynchronised statics sound.
 
 use core::alloc::{GlobalAlloc, Layout};
 use core::arch::wasm32;
 use core::cell::UnsafeCell;
 
-const MIN_CLASS: u32 = 4; // 16 bytes
-const CLASSES: usize = 31;
+/// Size classes: 16, 32, 48, 64, then four steps per power of two (80, 96, 112, 128, 160, …),
+/// so a block wastes at most a quarter of its size. Every class is a multiple of 16.
+const CLASSES: usize = 4 + 4 * 24; // up to blocks of 1 GiB
 const PAGE: usize = 65_536;
+/// Grow memory by at least 1 MiB at a time: every `memory.grow` makes the JS glue rebuild its
+/// views of the memory (tens of µs each), which a page-at-a-time heap paid thousands of times in
+/// a 10,000-event burst.
+const MIN_GROW_PAGES: usize = 16;
 
 struct Heap {
     free: [usize; CLASSES],
@@ -35,22 +40,27 @@ static ALLOC: Allocator = Allocator(UnsafeCell::new(Heap {
     end: 0,
 }));
 
-fn class(layout: &Layout) -> Option<usize> {
+/// (class index, block size) for a layout; None for what we do not serve (align > 16, ≥ 1 GiB).
+fn class(layout: &Layout) -> Option<(usize, usize)> {
     if layout.align() > 16 {
         return None;
     }
-    let size = layout.size().max(1 << MIN_CLASS);
-    let c = usize::BITS - (size - 1).leading_zeros();
-    if (c as usize) < CLASSES {
-        Some(c as usize)
-    } else {
-        None
+    let size = layout.size().max(1);
+    if size <= 64 {
+        let i = size.div_ceil(16) - 1;
+        return Some((i, (i + 1) * 16));
     }
+    // size in (2^e, 2^(e+1)], e ≥ 6; four steps of 2^(e-2).
+    let e = (usize::BITS - 1 - (size - 1).leading_zeros()) as usize;
+    let step_size = 1usize << (e - 2);
+    let step = (size - (1 << e)).div_ceil(step_size); // 1..=4
+    let i = 4 + (e - 6) * 4 + (step - 1);
+    (i < CLASSES).then(|| (i, (1 << e) + step * step_size))
 }
 
 unsafe impl GlobalAlloc for Allocator {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let Some(c) = class(&layout) else {
+        let Some((c, size)) = class(&layout) else {
             return core::ptr::null_mut();
         };
         // SAFETY: single-threaded, and no reference to the heap outlives this call.
@@ -64,7 +74,6 @@ unsafe impl GlobalAlloc for Allocator {
             *slot = unsafe { *(head as *const usize) };
             return head as *mut u8;
         }
-        let size = 1usize << c;
         if heap.end == 0 {
             heap.next = wasm32::memory_size(0) * PAGE;
             heap.end = heap.next;
@@ -74,7 +83,7 @@ unsafe impl GlobalAlloc for Allocator {
             return core::ptr::null_mut();
         };
         if stop > heap.end {
-            let pages = (stop - heap.end).div_ceil(PAGE);
+            let pages = (stop - heap.end).div_ceil(PAGE).max(MIN_GROW_PAGES);
             if wasm32::memory_grow(0, pages) == usize::MAX {
                 return core::ptr::null_mut();
             }
@@ -85,7 +94,7 @@ unsafe impl GlobalAlloc for Allocator {
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        let Some(c) = class(&layout) else { return };
+        let Some((c, _)) = class(&layout) else { return };
         // SAFETY: as in alloc; `ptr` came from alloc with the same layout, so it has class `c`.
         let heap = unsafe { &mut *self.0.get() };
         let Some(slot) = heap.free.get_mut(c) else {
@@ -98,7 +107,8 @@ unsafe impl GlobalAlloc for Allocator {
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         // SAFETY: the caller guarantees a valid layout for `new_size`.
         let new_layout = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
-        if class(&layout).is_some() && class(&layout) == class(&new_layout) {
+        let old = class(&layout);
+        if old.is_some() && old == class(&new_layout) {
             return ptr;
         }
         // SAFETY: standard move to a fresh block.

@@ -20,7 +20,7 @@ use alloc::rc::Rc;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::cell::{OnceCell, RefCell};
-use js_sys::{Function, Object, Promise, Reflect};
+use js_sys::{Function, Object, Promise};
 use wasm_bindgen::prelude::*;
 use web_sys::Window;
 
@@ -47,8 +47,6 @@ pub struct Fns {
     pub queue_timer: Function,
     pub on_response: Function,
     pub on_network_error: Function,
-    pub replacer: Function,
-    pub seen: js_sys::Set,
 }
 
 pub struct Inner {
@@ -71,6 +69,10 @@ pub struct Inner {
     pub state_dirty: bool,
     pub queue_dirty: bool,
     pub hidden: bool,
+    /// Send with `keepalive` (off after a network error until the next answer; see transport).
+    pub keepalive: bool,
+    /// The request in flight was sent with `keepalive`.
+    pub sent_keepalive: bool,
     /// flush() promises: resolve once nothing queued before `mark` is left.
     pub waiters: Vec<(u64, Function)>,
 }
@@ -253,45 +255,12 @@ impl Sdk {
         }
     }
 
-    /// `JSON.stringify(v)`; on failure (cycles, BigInt, throwing getters) a second pass with a
-    /// replacer that stringifies BigInts and cuts repeated objects. None when even that fails.
-    fn stringify(&self, v: &JsValue) -> Option<String> {
-        if let Some(s) = js_sys::JSON::stringify(v).ok().and_then(|s| s.as_string()) {
-            return Some(s);
-        }
-        let fns = self.fns.get()?;
-        fns.seen.clear();
-        let out = js_sys::JSON::stringify_with_replacer(v, &fns.replacer)
-            .ok()
-            .and_then(|s| s.as_string());
-        fns.seen.clear();
-        if out.is_none() {
-            self.warn("properties could not be serialized; sent as {}");
-        }
-        out
-    }
-
     /// Queues one message. `name`: event name (track), page name (page) or user id (identify);
-    /// `payload`: the serialized properties/traits.
-    pub fn enqueue(&self, kind: Kind, name: &str, payload: &str, opts: &JsValue) {
+    /// `payload`: the serialized properties/traits (a JSON object).
+    pub fn enqueue(&self, kind: Kind, name: &str, payload: &str, call: &Call) {
         if self.disabled {
             return;
         }
-        // Read the caller's options before borrowing: they may run page code (getters).
-        let ts = timestamp_option(opts);
-        let ctx = get(opts, "context");
-        let (user_ctx, skip) = if is_plain_object(&ctx) {
-            let has = |k: &str| Reflect::has(&ctx, &JsValue::from_str(k)).unwrap_or(false);
-            let skip = Skip {
-                page: has("page"),
-                campaign: has("campaign"),
-                session_id: has("sessionId"),
-                session_start: has("sessionStart"),
-            };
-            (self.stringify(&ctx).unwrap_or_default(), skip)
-        } else {
-            (String::new(), Skip::default())
-        };
         let Ok(mut g) = self.inner.try_borrow_mut() else {
             return;
         };
@@ -323,15 +292,15 @@ impl Sdk {
             message_random: g.rand.bytes(),
             anonymous_id: &g.state.anonymous_id,
             user_id: &g.state.user_id,
-            timestamp_ms: ts.unwrap_or(now),
+            timestamp_ms: call.timestamp.unwrap_or(now),
             name,
             payload_json: payload,
             page_json: &g.page.json,
             campaign_json: &g.page.campaign_json,
             session_id: &g.state.session_id,
             session_start: core::mem::take(&mut g.start_pending),
-            user_context_json: &user_ctx,
-            skip,
+            user_context_json: call.context_json,
+            skip: call.skip,
         });
         if !g.queue.push(msg) {
             self.warn("event dropped: larger than 30 KB");
@@ -428,27 +397,20 @@ impl Sdk {
             changed
         };
         if self.cfg.pageviews && (route_changed || force) {
-            self.enqueue(Kind::Page, "", "{}", &JsValue::UNDEFINED);
+            self.enqueue(Kind::Page, "", "{}", &Call::default());
         }
     }
 }
 
-/// `options.timestamp` (Date, ISO string or ms number) in ms, when valid.
-fn timestamp_option(opts: &JsValue) -> Option<u64> {
-    let t = get(opts, "timestamp");
-    if t.is_undefined() {
-        return None;
-    }
-    let ms = if let Some(d) = t.dyn_ref::<js_sys::Date>() {
-        d.get_time()
-    } else if let Some(n) = t.as_f64() {
-        n
-    } else if let Some(s) = t.as_string() {
-        js_sys::Date::parse(&s)
-    } else {
-        return None;
-    };
-    (ms.is_finite() && ms >= 0.0).then_some(ms as u64)
+/// What the adapter extracted from a call's Segment-style `options`.
+#[derive(Default)]
+pub struct Call<'a> {
+    /// `options.timestamp` in ms (when valid).
+    pub timestamp: Option<u64>,
+    /// `JSON.stringify(options.context)`, or empty.
+    pub context_json: &'a str,
+    /// Which of our context keys `options.context` holds.
+    pub skip: Skip,
 }
 
 /// The tracker object `init()` resolves to.
@@ -514,6 +476,8 @@ impl Tracker {
             state_dirty: true,
             queue_dirty: true,
             hidden: false,
+            keepalive: true,
+            sent_keepalive: false,
             waiters: Vec::new(),
         };
         let sdk = Rc::new(Sdk {
@@ -528,7 +492,7 @@ impl Tracker {
             lifecycle::install(&sdk);
             autocapture::install(&sdk);
             if sdk.cfg.pageviews {
-                sdk.enqueue(Kind::Page, "", "{}", &JsValue::UNDEFINED);
+                sdk.enqueue(Kind::Page, "", "{}", &Call::default());
             }
             if let Ok(mut g) = sdk.inner.try_borrow_mut() {
                 sdk.schedule_task_end(&mut g);
@@ -539,64 +503,56 @@ impl Tracker {
         Ok(Tracker { sdk })
     }
 
-    /// `track(event, properties?, options?)`
-    pub fn track(
+    /// The adapter's one entry point for `track` (kind 0), `page` (1) and `identify` (2).
+    ///
+    /// `sdk/js/index.js` checks the arguments (throwing the documented TypeErrors) and runs
+    /// `JSON.stringify` itself: doing that here cost ~15 JS↔wasm crossings per call (type checks,
+    /// prototype walks, stringify, string reads) and made a `track()` ~6 µs; one call with two
+    /// strings is what the 2 µs/call budget of issue 5 allows. `name` is the event name, page
+    /// name or user id; `payload` the properties/traits JSON; `timestamp` NaN when not given;
+    /// `context` the `options.context` JSON or ""; `skip` bits: page, campaign, sessionId,
+    /// sessionStart present in `options.context`.
+    #[wasm_bindgen(js_name = "_e")]
+    pub fn event(
         &self,
-        event: JsValue,
-        properties: JsValue,
-        options: JsValue,
-    ) -> Result<(), JsValue> {
-        let Some(name) = event.as_string() else {
-            return Err(type_error("event must be a string (the event name)"));
+        kind: u8,
+        name: &str,
+        payload: &str,
+        timestamp: f64,
+        context: &str,
+        skip: u8,
+    ) {
+        let kind = match kind {
+            0 => Kind::Track,
+            1 => Kind::Page,
+            _ => Kind::Identify,
         };
-        let props = self.payload(&properties, "properties must be a plain object")?;
-        self.sdk.enqueue(Kind::Track, &name, &props, &options);
-        Ok(())
-    }
-
-    /// `page(name?, properties?, options?)`
-    pub fn page(
-        &self,
-        name: JsValue,
-        properties: JsValue,
-        options: JsValue,
-    ) -> Result<(), JsValue> {
-        let name = match name.as_string() {
-            Some(n) => n,
-            None if name.is_undefined() || name.is_null() => String::new(),
-            None => return Err(type_error("page name must be a string")),
-        };
-        let props = self.payload(&properties, "properties must be a plain object")?;
-        // An explicit page() call describes the page as it is now (the title may have changed).
-        if let Ok(mut g) = self.sdk.inner.try_borrow_mut() {
-            g.page = context::page(&self.sdk.win);
+        if kind == Kind::Page {
+            // An explicit page() call describes the page as it is now (the title may have changed).
+            if let Ok(mut g) = self.sdk.inner.try_borrow_mut() {
+                g.page = context::page(&self.sdk.win);
+            }
         }
-        self.sdk.enqueue(Kind::Page, &name, &props, &options);
-        Ok(())
-    }
-
-    /// `identify(userId, traits?, options?)`
-    pub fn identify(
-        &self,
-        user_id: JsValue,
-        traits: JsValue,
-        options: JsValue,
-    ) -> Result<(), JsValue> {
-        // Numbers are accepted as ids (Segment does), printed by the browser.
-        let number = || {
-            let n = user_id.as_f64().filter(|f| f.is_finite())?;
-            js_sys::Number::from(n)
-                .to_string_with_radix(10)
-                .ok()
-                .map(String::from)
+        let payload = if json::looks_like_object(payload) {
+            payload
+        } else {
+            "{}"
         };
-        let Some(user_id) = user_id.as_string().or_else(number) else {
-            return Err(type_error("userId must be a string"));
+        let call = Call {
+            timestamp: (timestamp.is_finite() && timestamp >= 0.0).then_some(timestamp as u64),
+            context_json: if json::looks_like_object(context) {
+                context
+            } else {
+                ""
+            },
+            skip: Skip {
+                page: skip & 1 != 0,
+                campaign: skip & 2 != 0,
+                session_id: skip & 4 != 0,
+                session_start: skip & 8 != 0,
+            },
         };
-        let traits = self.payload(&traits, "traits must be a plain object")?;
-        self.sdk
-            .enqueue(Kind::Identify, &user_id, &traits, &options);
-        Ok(())
+        self.sdk.enqueue(kind, name, payload, &call);
     }
 
     /// Logout: forget the user, new anonymous id, new session.
@@ -674,21 +630,6 @@ impl Tracker {
 }
 
 impl Tracker {
-    /// Serialized properties/traits: `{}` for undefined/null, a TypeError for non-plain objects.
-    fn payload(&self, v: &JsValue, err: &str) -> Result<String, JsValue> {
-        if v.is_undefined() || v.is_null() {
-            return Ok(String::from("{}"));
-        }
-        if !is_plain_object(v) {
-            return Err(type_error(err));
-        }
-        Ok(self
-            .sdk
-            .stringify(v)
-            .filter(|s| s.starts_with('{'))
-            .unwrap_or_else(|| String::from("{}")))
-    }
-
     fn set_opt_out(&self, out: bool) {
         if self.sdk.disabled {
             return;
@@ -731,31 +672,11 @@ fn make_fns(sdk: &Rc<Sdk>) -> Fns {
     let s = sdk.clone();
     let on_network_error =
         Closure::<dyn FnMut(JsValue)>::new(move |_e: JsValue| transport::on_network_error(&s));
-    let seen = js_sys::Set::new(&JsValue::UNDEFINED);
-    let seen2 = seen.clone();
-    let replacer =
-        Closure::<dyn FnMut(JsValue, JsValue) -> JsValue>::new(move |_k: JsValue, v: JsValue| {
-            if v.is_bigint() {
-                return js_sys::BigInt::unchecked_from_js(v)
-                    .to_string(10)
-                    .map(JsValue::from)
-                    .unwrap_or(JsValue::NULL);
-            }
-            if v.is_object() {
-                if seen2.has(&v) {
-                    return JsValue::from_str("[Circular]");
-                }
-                seen2.add(&v);
-            }
-            v
-        });
     Fns {
         timer: timer.into_js_value().unchecked_into(),
         task_end: task_end.into_js_value().unchecked_into(),
         queue_timer: queue_timer.into_js_value().unchecked_into(),
         on_response: on_response.into_js_value().unchecked_into(),
         on_network_error: on_network_error.into_js_value().unchecked_into(),
-        replacer: replacer.into_js_value().unchecked_into(),
-        seen,
     }
 }

@@ -10,7 +10,7 @@ use crate::browser::tracker::{Inner, Sdk};
 use crate::browser::{get, now_ms};
 use crate::core::backoff::{self, Verdict};
 use crate::core::event;
-use crate::core::queue::{KEEPALIVE_BYTES, MAX_BATCH_BYTES, MAX_BATCH_COUNT};
+use crate::core::queue::{Outcome, KEEPALIVE_BYTES, MAX_BATCH_BYTES, MAX_BATCH_COUNT};
 use js_sys::{Object, Reflect};
 use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::{JsCast, JsValue};
@@ -78,7 +78,12 @@ fn send(sdk: &Sdk, g: &mut Inner, now: u64) {
     let init = Object::new();
     let _ = Reflect::set(&init, &"method".into(), &"POST".into());
     let _ = Reflect::set(&init, &"body".into(), &JsValue::from_str(&body));
-    if body.len() <= KEEPALIVE_BYTES {
+    // keepalive lets a request outlive the page, but Chrome rejects it outright (no request at
+    // all, a network error to us) while the page's ~64 KB keepalive budget is taken — which it
+    // can stay after a 413 answered before the body was read. So a keepalive request that fails
+    // is retried at once without keepalive, and only a failure of that one counts for backoff.
+    g.sent_keepalive = body.len() <= KEEPALIVE_BYTES && g.keepalive;
+    if g.sent_keepalive {
         let _ = Reflect::set(&init, &"keepalive".into(), &JsValue::TRUE);
     }
     // A page may have replaced fetch with something that throws or returns junk: then this is
@@ -153,6 +158,13 @@ pub fn on_network_error(sdk: &Sdk) {
 
 fn settle(sdk: &Sdk, g: &mut Inner, status: u16, retry_after: Option<u64>) {
     let verdict = backoff::classify(status);
+    if status == 0 && g.sent_keepalive {
+        g.queue.finish(Outcome::Keep);
+        g.keepalive = false;
+        maybe_send(sdk, g, true, true);
+        return;
+    }
+    g.keepalive = true;
     g.queue.finish(verdict.outcome());
     let now = now_ms();
     let random = g.rand.u32();
@@ -172,9 +184,10 @@ fn settle(sdk: &Sdk, g: &mut Inner, status: u16, retry_after: Option<u64>) {
     // A split batch goes out again at once (in halves); after an answer, a full batch or a
     // pending flush() keeps the pipeline going; a failure waits for its backoff.
     let due = match verdict {
-        Verdict::Split => true,
         Verdict::Retry => false,
-        _ => g.queue.unsent() >= sdk.cfg.flush_at || !g.waiters.is_empty(),
+        _ => {
+            g.queue.split_pending() || g.queue.unsent() >= sdk.cfg.flush_at || !g.waiters.is_empty()
+        }
     };
     maybe_send(sdk, g, due, false);
 }

@@ -58,6 +58,9 @@ pub struct Queue {
     /// Current cap on messages per batch: halved by a 413, doubled back by each success.
     batch_cap: usize,
     in_flight: Option<Batch>,
+    /// Last sequence number of a batch answered 413: until its halves are all sent, they go out
+    /// at once rather than waiting for `flushAt` or the interval.
+    split_last: u64,
 }
 
 impl Queue {
@@ -70,6 +73,7 @@ impl Queue {
             dropped: 0,
             batch_cap: MAX_BATCH_COUNT,
             in_flight: None,
+            split_last: 0,
         }
     }
 
@@ -199,6 +203,13 @@ impl Queue {
         self.items.iter().map(|i| i.json.as_str())
     }
 
+    /// Part of a split (413) batch is still unsent: send it now.
+    pub fn split_pending(&self) -> bool {
+        self.items
+            .get(self.first_unsent())
+            .is_some_and(|i| i.seq <= self.split_last)
+    }
+
     /// Marks `batch` as the one request in flight.
     pub fn begin(&mut self, batch: Batch) {
         self.in_flight = Some(batch);
@@ -219,7 +230,10 @@ impl Queue {
                 self.remove(b);
                 self.dropped += (before - self.items.len()) as u64;
             }
-            Outcome::Split => self.batch_cap = (b.count / 2).max(1),
+            Outcome::Split => {
+                self.batch_cap = (b.count / 2).max(1);
+                self.split_last = self.split_last.max(b.last);
+            }
             Outcome::Keep => {}
         }
     }
@@ -373,6 +387,10 @@ mod tests {
             q.finish(Outcome::Split);
         }
         assert_eq!(sizes, [8, 4, 2, 1]);
+        assert!(
+            q.split_pending(),
+            "the rest of the split batch is due at once"
+        );
         assert_eq!((q.len(), q.dropped), (7, 1));
         // Successes grow the cap back.
         let b = q.next_batch(0, MAX_BATCH_BYTES, MAX_BATCH_COUNT).unwrap();
@@ -385,6 +403,23 @@ mod tests {
                 .count,
             2
         );
+        // Once every message of the split batch is gone, new messages wait as usual.
+        let mut q = filled(2, 10);
+        let b = q.next_batch(0, MAX_BATCH_BYTES, MAX_BATCH_COUNT).unwrap();
+        q.begin(b);
+        q.finish(Outcome::Split);
+        q.push(msg(7, 10));
+        assert!(q.split_pending());
+        let b = q.next_batch(0, MAX_BATCH_BYTES, MAX_BATCH_COUNT).unwrap();
+        assert_eq!(b.count, 1);
+        q.begin(b);
+        q.finish(Outcome::Remove);
+        assert!(q.split_pending(), "the other half is still due");
+        let b = q.next_batch(0, MAX_BATCH_BYTES, MAX_BATCH_COUNT).unwrap();
+        q.begin(b);
+        q.finish(Outcome::Remove);
+        assert!(!q.split_pending());
+        assert!(q.is_empty());
     }
 
     #[test]
