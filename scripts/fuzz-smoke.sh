@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Short fuzzing run of every cargo-fuzz target (about 20 s each), for the test command.
+# Installs cargo-fuzz when missing (nightly is installed by scripts/setup.sh).
+#
+#   scripts/fuzz-smoke.sh                 every target, FUZZ_SECONDS (default 20) each
+#   FUZZ_SECONDS=600 scripts/fuzz-smoke.sh ingest/fuzz:decode
+#
+# Targets are "fuzz-dir:target" entries; add new ones to TARGETS. A crash fails the script and
+# leaves the input under <fuzz-dir>/artifacts/<target>/ (keep it as a regression test).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+TARGETS=(
+  "ingest/fuzz:decode"
+  "ingest/fuzz:validate_enrich"
+)
+if [ "$#" -gt 0 ]; then TARGETS=("$@"); fi
+SECONDS_EACH="${FUZZ_SECONDS:-20}"
+
+export PATH="$HOME/.cargo/bin:$PATH"
+if ! cargo fuzz --version >/dev/null 2>&1; then
+  echo "fuzz-smoke: installing cargo-fuzz" >&2
+  cargo install cargo-fuzz --locked
+fi
+if ! rustup toolchain list | grep -q '^nightly'; then
+  echo "fuzz-smoke: installing the nightly toolchain" >&2
+  rustup toolchain install nightly --profile minimal
+fi
+
+for entry in "${TARGETS[@]}"; do
+  dir="${entry%%:*}"
+  target="${entry##*:}"
+  if [ ! -d "$dir" ]; then
+    echo "fuzz-smoke: $dir does not exist (skipping $target)" >&2
+    continue
+  fi
+  echo "fuzz-smoke: $dir $target for ${SECONDS_EACH}s" >&2
+  mkdir -p "$dir/corpus/$target"
+  corpora=("$dir/corpus/$target")
+  # Committed seed inputs, when the project has them (read, never written to).
+  if [ -d "$dir/seeds/$target" ]; then corpora+=("$dir/seeds/$target"); fi
+  # -max_total_time bounds the run; the final stats line reports the executions.
+  cargo +nightly fuzz run --fuzz-dir "$dir" "$target" "${corpora[@]}" -- \
+    -max_total_time="$SECONDS_EACH" -print_final_stats=1 2>&1 |
+    grep -E 'stat::number_of_executed_units|Done [0-9]+ runs|ERROR|panicked|SUMMARY|artifact' || true
+  status=${PIPESTATUS[0]}
+  if [ "$status" -ne 0 ]; then
+    echo "fuzz-smoke: $dir $target FAILED (exit $status); see $dir/artifacts/$target/" >&2
+    exit "$status"
+  fi
+done
+echo "fuzz-smoke: all targets ran clean" >&2
