@@ -14,7 +14,14 @@ use footfall_ingest::validate::{parse_timestamp, validate_message, MessageType};
 use libfuzzer_sys::fuzz_target;
 use serde_json::{Map, Value};
 
-const RULES: [&str; 6] = ["required", "type", "enum", "format", "max_length", "max_size"];
+const RULES: [&str; 6] = [
+    "required",
+    "type",
+    "enum",
+    "format",
+    "max_length",
+    "max_size",
+];
 
 fuzz_target!(|data: &[u8]| {
     let Some((&selector, json)) = data.split_first() else {
