@@ -68,6 +68,12 @@ if (sdk) {
       fastestReady ? cmp(fastestReady.readyMs / s.readyMs, 'sooner than', 'later than', fastestReady.name) : '',
       '≤ 50 ms', s.readyMs <= 50);
   }
+  for (const s of ours) {
+    const tl = s.readyTimeline || {};
+    const marks = Object.entries(tl).filter(([, v]) => Number.isFinite(v)).sort((a, b) => a[1] - b[1])
+      .map(([k, v]) => `${k} ${fmtMs(v)}`);
+    if (marks.length) row('SDK', `  … where the time to ready goes, ${label(s)} (medians, ms since navigation start)`, `${marks.join(' → ')} → ready ${fmtMs(s.readyMs)}`, '', '', 'info');
+  }
   // Loop
   const fastestLoop = peers.reduce((a, b) => (a && a.loopMs <= b.loopMs ? a : b), null);
   for (const s of ours) {

@@ -168,7 +168,20 @@ async function main() {
     await page.goto(`${web.origin}/pages/${s.page}?api=${encodeURIComponent(col.origin)}`, { waitUntil: 'commit' });
     await page.waitForFunction(() => window.__ready !== undefined, null, { timeout: 30_000, polling: 25 });
     const readyMs = await page.evaluate(() => window.__ready);
-    return { context, page, net, downloads, pageErrors, readyMs };
+    // Where the time to ready goes: the document, then each script/wasm fetch (ms since navigation
+    // start), so the owners can tell download, waterfall and init apart.
+    const timeline = await page.evaluate(() => {
+      const nav = performance.getEntriesByType('navigation')[0];
+      const t = { documentEnd: nav ? nav.responseEnd : NaN, domInteractive: nav ? nav.domInteractive : NaN };
+      for (const r of performance.getEntriesByType('resource')) {
+        const name = new URL(r.name).pathname.split('/').pop();
+        if (!/\.(js|wasm)$/.test(name)) continue;
+        t[`${name} start`] = r.startTime;
+        t[`${name} end`] = r.responseEnd;
+      }
+      return t;
+    });
+    return { context, page, net, downloads, pageErrors, readyMs, timeline };
   }
 
   async function loadRun(s, first) {
@@ -176,7 +189,7 @@ async function main() {
     try {
       const p = await openPage(s, col, { recordDownloads: first });
       if (first) await sleep(1000); // let lazy chunks finish so the download list is complete
-      results[s.id].loads.push({ readyMs: p.readyMs, errors: p.pageErrors });
+      results[s.id].loads.push({ readyMs: p.readyMs, timeline: p.timeline, errors: p.pageErrors });
       if (first) results[s.id].downloads = p.downloads;
       await p.context.close();
     } finally {
@@ -327,6 +340,9 @@ function summarise(r) {
     download: { files: dl.map((d) => d.path), raw: sum('raw'), gzip: sum('gzip'), brotli: sum('brotli'), detail: dl },
     readyMs: median(r.loads.map((l) => l.readyMs)),
     readyAll: r.loads.map((l) => l.readyMs),
+    // Median of each timeline mark over the loads (marks missing in a load are skipped).
+    readyTimeline: Object.fromEntries([...new Set(r.loads.flatMap((l) => Object.keys(l.timeline || {})))]
+      .map((k) => [k, median(r.loads.map((l) => (l.timeline || {})[k]))])),
     loopMs: median(loops.map((l) => l.loopMs)),
     loopAll: loops.map((l) => l.loopMs),
     loopCpuMs: median(loops.map((l) => l.loopCpuMs)),
