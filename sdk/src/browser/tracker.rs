@@ -460,6 +460,7 @@ impl Tracker {
                 queue.push(m);
             }
         }
+        let adopted = !queue.is_empty();
         let inner = Inner {
             state,
             start_pending: false,
@@ -496,8 +497,9 @@ impl Tracker {
             }
             if let Ok(mut g) = sdk.inner.try_borrow_mut() {
                 sdk.schedule_task_end(&mut g);
-                // Events adopted from storage go out now (they already waited).
-                transport::maybe_send(&sdk, &mut g, true, false);
+                // Events adopted from storage go out now (they already waited); otherwise the
+                // load pageview waits for flushAt / the interval like any event.
+                transport::maybe_send(&sdk, &mut g, adopted, false);
             }
         }
         Ok(Tracker { sdk })
