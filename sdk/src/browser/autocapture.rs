@@ -11,7 +11,6 @@
 //! classes, text (trimmed, ≤ 255 chars), href, a short selector and page coordinates.
 //! The value of an input, select or textarea is never read (inputs get no `text` at all).
 
-use crate::browser::lifecycle::listen;
 use crate::browser::tracker::Sdk;
 use crate::browser::{get, get_str};
 use crate::core::event::Kind;
@@ -20,33 +19,18 @@ use alloc::rc::Rc;
 use alloc::string::String;
 use js_sys::{Array, Function, Reflect};
 use wasm_bindgen::prelude::*;
-use web_sys::{Element, EventTarget, MouseEvent};
+use web_sys::{Element, MouseEvent};
 
 const CAPTURED: &str =
     "a,button,[role=button],input[type=submit],input[type=button],[data-footfall-event]";
 const PROP_PREFIX: &str = "data-footfall-prop-";
 const MAX_TEXT_CHARS: usize = 255;
 
+/// Wraps `history.pushState`/`replaceState` (the `popstate` and click listeners are registered
+/// by `lifecycle::install`, which serves every page event with one closure).
 pub fn install(sdk: &Rc<Sdk>) {
     if sdk.cfg.pageviews {
         patch_history(sdk);
-        let s = sdk.clone();
-        listen(sdk.win.as_ref(), "popstate", move |_| {
-            s.on_navigation(false)
-        });
-    }
-    if sdk.cfg.clicks {
-        let doc: EventTarget = get(&sdk.win, "document").unchecked_into();
-        let s = sdk.clone();
-        let cb =
-            Closure::<dyn FnMut(web_sys::Event)>::new(move |e: web_sys::Event| on_click(&s, &e));
-        // Capture phase: a page that stops propagation does not hide its clicks from us.
-        let _ = doc.add_event_listener_with_callback_and_bool(
-            "click",
-            cb.as_ref().unchecked_ref(),
-            true,
-        );
-        cb.forget();
     }
 }
 
@@ -77,7 +61,7 @@ fn patch_history(sdk: &Rc<Sdk>) {
     }
 }
 
-fn on_click(sdk: &Sdk, e: &web_sys::Event) {
+pub fn on_click(sdk: &Sdk, e: &web_sys::Event) {
     let Some(target) = e.target().and_then(|t| t.dyn_into::<Element>().ok()) else {
         return;
     };

@@ -42,9 +42,8 @@ pub struct Config {
 
 /// JS functions made once and reused (one request in flight means one pair of fetch callbacks).
 pub struct Fns {
-    pub timer: Function,
-    pub task_end: Function,
-    pub queue_timer: Function,
+    /// Microtask (no argument: end of task) and timers (argument `TICK_*`).
+    pub tick: Function,
     pub on_response: Function,
     pub on_network_error: Function,
 }
@@ -318,7 +317,7 @@ impl Sdk {
         }
         if let Some(f) = self.fns.get() {
             g.task_end_scheduled = true;
-            self.win.queue_microtask(&f.task_end);
+            self.win.queue_microtask(&f.tick);
         }
     }
 
@@ -343,9 +342,10 @@ impl Sdk {
                 if let Some(f) = self.fns.get() {
                     g.queue_write_timer = self
                         .win
-                        .set_timeout_with_callback_and_timeout_and_arguments_0(
-                            &f.queue_timer,
+                        .set_timeout_with_callback_and_timeout_and_arguments_1(
+                            &f.tick,
                             LARGE_QUEUE_WRITE_MS,
+                            &TICK_QUEUE_WRITE.into(),
                         )
                         .is_ok();
                 }
@@ -652,20 +652,27 @@ impl Tracker {
     }
 }
 
+/// Argument of the `tick` callback for each timer (a microtask passes none: end of task).
+pub const TICK_SEND: u32 = 1;
+pub const TICK_QUEUE_WRITE: u32 = 2;
+
 fn make_fns(sdk: &Rc<Sdk>) -> Fns {
+    // Few closures on purpose: each costs an invoke shim in the wasm and a wrapper in the glue.
     let s = sdk.clone();
-    let timer = Closure::<dyn FnMut()>::new(move || transport::on_timer(&s));
-    let s = sdk.clone();
-    let task_end = Closure::<dyn FnMut()>::new(move || {
-        if let Ok(mut g) = s.inner.try_borrow_mut() {
-            s.persist(&mut g, false);
-        }
-    });
-    let s = sdk.clone();
-    let queue_timer = Closure::<dyn FnMut()>::new(move || {
-        if let Ok(mut g) = s.inner.try_borrow_mut() {
-            g.queue_write_timer = false;
-            s.persist(&mut g, true);
+    let tick = Closure::<dyn FnMut(JsValue)>::new(move |arg: JsValue| {
+        let Ok(mut g) = s.inner.try_borrow_mut() else {
+            return;
+        };
+        match arg.as_f64().map(|f| f as u32) {
+            Some(TICK_SEND) => {
+                g.timer = None;
+                transport::maybe_send(&s, &mut g, true, false);
+            }
+            Some(TICK_QUEUE_WRITE) => {
+                g.queue_write_timer = false;
+                s.persist(&mut g, true);
+            }
+            _ => s.persist(&mut g, false),
         }
     });
     let s = sdk.clone();
@@ -675,9 +682,7 @@ fn make_fns(sdk: &Rc<Sdk>) -> Fns {
     let on_network_error =
         Closure::<dyn FnMut(JsValue)>::new(move |_e: JsValue| transport::on_network_error(&s));
     Fns {
-        timer: timer.into_js_value().unchecked_into(),
-        task_end: task_end.into_js_value().unchecked_into(),
-        queue_timer: queue_timer.into_js_value().unchecked_into(),
+        tick: tick.into_js_value().unchecked_into(),
         on_response: on_response.into_js_value().unchecked_into(),
         on_network_error: on_network_error.into_js_value().unchecked_into(),
     }

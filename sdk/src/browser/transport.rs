@@ -6,7 +6,7 @@
 //! chunks; a refused chunk stays queued (and persisted) for the next page load.
 //! The rules themselves (status → verdict, backoff, batch limits) live in `core`.
 
-use crate::browser::tracker::{Inner, Sdk};
+use crate::browser::tracker::{Inner, Sdk, TICK_SEND};
 use crate::browser::{get, now_ms};
 use crate::core::backoff::{self, Verdict};
 use crate::core::event;
@@ -113,17 +113,9 @@ fn arm(sdk: &Sdk, g: &mut Inner, at: u64) {
     let delay = at.saturating_sub(now_ms()).min(i32::MAX as u64) as i32;
     g.timer = sdk
         .win
-        .set_timeout_with_callback_and_timeout_and_arguments_0(&fns.timer, delay)
+        .set_timeout_with_callback_and_timeout_and_arguments_1(&fns.tick, delay, &TICK_SEND.into())
         .ok()
         .map(|id| (id, at));
-}
-
-pub fn on_timer(sdk: &Sdk) {
-    let Ok(mut g) = sdk.inner.try_borrow_mut() else {
-        return;
-    };
-    g.timer = None;
-    maybe_send(sdk, &mut g, true, false);
 }
 
 pub fn on_response(sdk: &Sdk, r: &JsValue) {
