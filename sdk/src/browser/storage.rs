@@ -44,6 +44,7 @@ pub struct Store {
     /// `; Max-Age=…; Path=/; SameSite=Lax[; Secure][; Domain=…]`
     cookie_attrs: String,
     pub queue_key: String,
+    secure: bool,
 }
 
 fn local_storage(win: &Window) -> Option<Storage> {
@@ -86,6 +87,7 @@ impl Store {
             doc: get(win, "document"),
             cookie_attrs,
             queue_key,
+            secure,
         };
         if store.state_in == Persistence::LocalStorage && store.local.is_none() {
             store.state_in = Persistence::Cookie;
@@ -103,7 +105,7 @@ impl Store {
 
     fn cookies_work(&self) -> bool {
         let mut probe = String::from("ff_probe=1; Max-Age=10; Path=/; SameSite=Lax");
-        if self.cookie_attrs.contains("; Secure") {
+        if self.secure {
             probe.push_str("; Secure");
         }
         if !self.set_cookie(&probe) {
