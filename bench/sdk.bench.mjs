@@ -16,6 +16,7 @@
 //! Runs are interleaved across subjects so drift hits all of them alike. Writes results/sdk.json.
 //!
 //! Usage: node sdk.bench.mjs [--loads 5] [--loops 3] [--only footfall-esm,posthog] [--profile]
+//! (`--loads 1 --loops 0 --profile` only profiles, into results/sdk-profile.json + *.cpuprofile)
 
 import { chromium } from 'playwright-core';
 import { execFileSync } from 'node:child_process';
@@ -324,8 +325,10 @@ async function main() {
     subjects: SUBJECTS.map((s) => summarise(results[s.id])),
   };
   fs.mkdirSync(path.join(BENCH, 'results'), { recursive: true });
-  fs.writeFileSync(path.join(BENCH, 'results', 'sdk.json'), JSON.stringify({ summary, raw: results }, null, 2));
-  log('wrote bench/results/sdk.json');
+  // A profile-only run (--loops 0 --profile) must not replace the figures behind latest.md.
+  const outName = PROFILE && LOOPS === 0 ? 'sdk-profile.json' : 'sdk.json';
+  fs.writeFileSync(path.join(BENCH, 'results', outName), JSON.stringify({ summary, raw: results }, null, 2));
+  log(`wrote bench/results/${outName}`);
   fs.rmSync(tmp, { recursive: true, force: true });
 }
 
