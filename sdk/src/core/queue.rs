@@ -136,9 +136,12 @@ impl Queue {
         self.items.len() - skip
     }
 
+    /// Index of the first message after the batch in flight. Sequence numbers ascend through
+    /// the queue, so this is a binary search: `track()` asks on every call, and a 2,500-message
+    /// batch may be in flight.
     fn first_unsent(&self) -> usize {
         match self.in_flight {
-            Some(b) => self.items.iter().take_while(|i| i.seq <= b.last).count(),
+            Some(b) => self.items.partition_point(|i| i.seq <= b.last),
             None => 0,
         }
     }
