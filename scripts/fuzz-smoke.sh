@@ -13,6 +13,8 @@ cd "$(dirname "$0")/.."
 TARGETS=(
   "ingest/fuzz:decode"
   "ingest/fuzz:validate_enrich"
+  "sdk/fuzz:persisted_state"
+  "sdk/fuzz:persisted_queue"
 )
 if [ "$#" -gt 0 ]; then TARGETS=("$@"); fi
 SECONDS_EACH="${FUZZ_SECONDS:-20}"
@@ -40,10 +42,14 @@ for entry in "${TARGETS[@]}"; do
   # Committed seed inputs, when the project has them (read, never written to).
   if [ -d "$dir/seeds/$target" ]; then corpora+=("$dir/seeds/$target"); fi
   # -max_total_time bounds the run; the final stats line reports the executions.
+  # PIPESTATUS must be read right after the pipeline (a trailing `|| true` would reset it to 0
+  # and hide a crash), so errexit is off around it.
+  set +e
   cargo +nightly fuzz run --fuzz-dir "$dir" "$target" "${corpora[@]}" -- \
     -max_total_time="$SECONDS_EACH" -print_final_stats=1 2>&1 |
-    grep -E 'stat::number_of_executed_units|Done [0-9]+ runs|ERROR|panicked|SUMMARY|artifact' || true
+    grep -E 'stat::number_of_executed_units|Done [0-9]+ runs|ERROR|panicked|SUMMARY|artifact'
   status=${PIPESTATUS[0]}
+  set -e
   if [ "$status" -ne 0 ]; then
     echo "fuzz-smoke: $dir $target FAILED (exit $status); see $dir/artifacts/$target/" >&2
     exit "$status"
