@@ -314,6 +314,7 @@ async function main() {
     await browser.close();
     await web.close();
     await sink.close();
+    fs.rmSync(tmp, { recursive: true, force: true }); // ingest data dirs, also after a failure
   }
 
   const summary = {
@@ -329,7 +330,6 @@ async function main() {
   const outName = PROFILE && LOOPS === 0 ? 'sdk-profile.json' : 'sdk.json';
   fs.writeFileSync(path.join(BENCH, 'results', outName), JSON.stringify({ summary, raw: results }, null, 2));
   log(`wrote bench/results/${outName}`);
-  fs.rmSync(tmp, { recursive: true, force: true });
 }
 
 function summarise(r) {
