@@ -112,7 +112,7 @@ if (sdk) {
   }
   for (const s of ours) {
     const all = s.deliveredMin === N && s.dupIdsMax === 0;
-    row('SDK', `events that reached the collector, ${label(s)} (worst of ${sdk.loops} runs; duplicates)`,
+    row('SDK', `events that reached the collector, ${label(s)}, maxQueueSize 10,000 (worst of ${sdk.loops} runs; duplicates)`,
       `${fmtN(s.deliveredMin)} / ${fmtN(N)}${s.deliveredAfterCloseMin !== s.deliveredMin ? ` (${fmtN(s.deliveredAfterCloseMin)} incl. page-hide beacon)` : ''}; ${s.dupIdsMax} dup`,
       peerList((p) => `${fmtN(p.deliveredMin)} / ${fmtN(N)}`), '', `all ${fmtN(N)}, exactly once`, all);
   }
