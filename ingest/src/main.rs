@@ -11,6 +11,12 @@ use footfall_ingest::config::{Config, LogFormat};
 use footfall_ingest::server;
 use tracing_subscriber::EnvFilter;
 
+/// mimalloc instead of glibc malloc: the request path allocates and frees many small strings
+/// and maps per message, and glibc's `malloc`/`free` (with arena lock waits between the runtime's
+/// worker threads) were ~20 % of the CPU of a 100-message batch (bench/README.md, callgrind).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let config = match Config::try_parse() {
         Ok(c) => c,
