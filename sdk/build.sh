@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Release build of the SDK into sdk/pkg/ (contracts.md, "SDK build contract"). Idempotent.
-#   1. wasm-pack (target web, profile wasm-release, no_std: --no-default-features)
+#   1. cargo, profile wasm-release, no_std (--no-default-features), target wasm32: a wasm with
+#      plain exports/imports (src/wasm.rs) — no wasm-bindgen glue (it was 4.5 KB gzip of JS
+#      plus the wasm side of ~80 imports)
 #   2. binaryen 132 `wasm-opt -Oz` from npm (never Debian's binaryen: SETUP.md pitfall 1)
-#   3. the hand-written adapter sdk/js/* copied next to the glue
-# Prints raw and gzip -9 sizes at the end.
+#   3. the hand-written JS (sdk/js/*: adapter index.js and its edge modules) next to the wasm
+# Prints raw, gzip -9 and brotli sizes at the end.
 set -euo pipefail
 cd "$(dirname "$0")"
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -22,19 +24,18 @@ if [ -z "$wasm_opt" ]; then
   wasm_opt=node_modules/.bin/wasm-opt
 fi
 
-wasm-pack build --mode no-install --target web --profile wasm-release --out-dir pkg --no-pack \
-  -- --no-default-features
-"$wasm_opt" -Oz --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
-  --enable-mutable-globals --enable-reference-types --enable-multivalue \
-  pkg/footfall_sdk_bg.wasm -o pkg/footfall_sdk_bg.wasm
-cp js/index.js js/index.d.ts pkg/
-rm -f pkg/.gitignore
+cargo build -p footfall-sdk --profile wasm-release --target wasm32-unknown-unknown --no-default-features
+target_dir=$(cargo metadata --format-version 1 --no-deps | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).target_directory))')
+rm -rf pkg
+mkdir -p pkg
+"$wasm_opt" -Oz --converge --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
+  --enable-mutable-globals --strip-debug --strip-producers \
+  "$target_dir/wasm32-unknown-unknown/wasm-release/footfall_sdk.wasm" -o pkg/footfall_sdk_bg.wasm
+cp js/*.js js/index.d.ts pkg/
 
-size() { printf '%-26s %8d B raw  %7d B gzip -9\n' "$1" "$(wc -c <"pkg/$1")" "$(gzip -9c "pkg/$1" | wc -c)"; }
-echo "[sdk] sizes (pkg/):"
-size footfall_sdk_bg.wasm
-size footfall_sdk.js
-size index.js
-total_gz=$(cat pkg/footfall_sdk_bg.wasm | gzip -9c | wc -c)
-js_gz=$(cat pkg/footfall_sdk.js pkg/index.js | gzip -9c | wc -c)
-echo "[sdk] wasm + JS (glue+adapter, concatenated) gzip -9: $((total_gz + js_gz)) B"
+size() {
+  printf '%-26s %8d B raw  %7d B gzip -9  %7d B brotli\n' "$1" "$(wc -c <"pkg/$1")" \
+    "$(gzip -9c "pkg/$1" | wc -c)" "$(node -e 'const z=require("zlib");process.stdout.write(String(z.brotliCompressSync(require("fs").readFileSync(process.argv[1])).length))' "pkg/$1")"
+}
+echo "[sdk] sizes (pkg/, unminified JS; npm/dist has the minified bundles):"
+for f in footfall_sdk_bg.wasm index.js options.js wasm.js storage.js transport.js context.js autocapture.js; do size "$f"; done

@@ -1,5 +1,6 @@
 //! Builds the `footfall` npm package (npm/dist/) from the SDK's wasm-pack output (sdk/pkg/).
-//! Owns: bundling + minifying the ES module and the script-tag build with esbuild, renaming the wasm
+//! Owns: bundling + minifying the ES module and the script-tag build with esbuild (the SDK's
+//! adapter and its JS edge modules; the wasm has no generated glue), renaming the wasm
 //! to footfall_bg.wasm (and every reference to it), binaryen `wasm-opt -Oz`, the types, the snippet.
 //! Tools come from tests/node_modules (esbuild, binaryen), installed by scripts/setup.sh.
 import { execFileSync } from 'node:child_process';
@@ -22,7 +23,7 @@ function fail(msg) {
   process.exit(1);
 }
 
-for (const f of ['index.js', 'footfall_sdk.js', WASM_IN]) {
+for (const f of ['index.js', 'wasm.js', WASM_IN]) {
   if (!existsSync(join(pkgDir, f))) fail(`missing sdk/pkg/${f}: run \`make sdk\` (bash sdk/build.sh) first`);
 }
 if (!existsSync(join(toolsDir, 'esbuild'))) fail('missing tests/node_modules/esbuild: run `bash scripts/setup.sh`');
@@ -31,8 +32,8 @@ const esbuild = createRequire(join(toolsDir, 'x.js'))('esbuild');
 rmSync(dist, { recursive: true, force: true });
 mkdirSync(dist, { recursive: true });
 
-// The package ships the wasm as footfall_bg.wasm; rewrite the glue's and adapter's references
-// (`'./footfall_sdk_bg.wasm'` or the glue's bare `'footfall_sdk_bg.wasm'`) to './footfall_bg.wasm'.
+// The package ships the wasm as footfall_bg.wasm; rewrite the loader's reference
+// (`'./footfall_sdk_bg.wasm'`) to './footfall_bg.wasm'.
 // A bare name would be resolved by webpack as a package, so the './' matters.
 // The entries import 'footfall-sdk-pkg', resolved here to the pkg folder's adapter.
 const renameWasm = {
@@ -93,7 +94,6 @@ const snippetJs = snip.outputFiles[0].text.trim();
 const ref = `new URL("./${WASM_OUT}",import.meta.url)`;
 if (!esmJs.includes(ref)) fail(`dist/index.js lacks ${ref}; the SDK adapter changed how it loads the wasm`);
 for (const [name, js] of [['index.js', esmJs], ['footfall.js', scriptJs]]) {
-  // ("./footfall_sdk_bg.js" stays: it is the wasm's import module name, not a file.)
   if (js.includes(WASM_IN)) fail(`dist/${name} still references ${WASM_IN}`);
 }
 if (scriptJs.includes('import.meta')) fail('dist/footfall.js references import.meta (not valid in a classic script)');

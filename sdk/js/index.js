@@ -1,24 +1,19 @@
-//! Footfall SDK entry (ES module): `init(options)` loads the wasm next to this file and resolves
-//! to the tracker of issue 3.
+//! Footfall SDK entry (ES module): `init(options)` resolves to the tracker of issue 3.
 //!
-//! The adapter owns the per-call argument work, because it is JavaScript's to do cheaply: type
-//! checks (the documented TypeErrors, message starting with "footfall:") and JSON.stringify of
-//! properties/traits/options.context, then one call into the wasm with two strings. Done from Rust
-//! it took ~15 JS↔wasm crossings per track() (6 µs); the budget is 2 µs. Everything the wasm does
-//! is guarded: nothing but our TypeErrors can reach the page.
-import load, { Tracker } from './footfall_sdk.js';
+//! This adapter owns what is JavaScript's to do cheaply: checking options and call arguments
+//! (the documented TypeErrors, message starting with "footfall:"), JSON.stringify of
+//! properties/traits/options.context, and wiring the edges (options.js, storage.js,
+//! transport.js, context.js, autocapture.js) to the wasm, which holds every rule (core/machine.rs). One wasm
+//! call per track(). Nothing but our TypeErrors reaches the page.
+import { compile, instantiate, fillRandom } from './wasm.js';
+import { openStore, tabId } from './storage.js';
+import { post, beacon } from './transport.js';
+import { page, common, privacySignal } from './context.js';
+import { click, patchHistory } from './autocapture.js';
+import { parse, plain, fail } from './options.js';
 
-let loading;
 let tracker;
-
-const fail = (msg) => new TypeError('footfall: ' + msg);
-
-/** `{}` literals and Object.create(null), from any realm; not arrays, dates, class instances. */
-function plain(v) {
-  if (v === null || typeof v !== 'object' || Array.isArray(v)) return false;
-  const p = Object.getPrototypeOf(v);
-  return p === null || Object.getPrototypeOf(p) === null;
-}
+let pending;
 
 /** JSON for a plain object; cycles and BigInts get a second, forgiving pass; `{}` if all fails. */
 function json(v) {
@@ -42,26 +37,137 @@ function payload(v, what) {
   return json(v);
 }
 
-export async function init(options) {
-  loading =
-    loading ||
-    load({ module_or_path: new URL('./footfall_sdk_bg.wasm', import.meta.url) }).catch((e) => {
-      loading = undefined; // let a later init() retry the download
-      throw e;
-    });
-  await loading;
-  // One tracker per page: it owns the page's listeners, history patch and queue.
-  if (tracker) return tracker;
-  const t = new Tracker(options);
-  const debug = !!(options && options.debug);
+const WARNINGS = [
+  '',
+  'event dropped: larger than 30 KB',
+  'storage failed; ids kept in memory',
+  'queue too large for localStorage; kept the newest part',
+  'the ingest refused the write key or origin (401/403); batch dropped',
+  'the ingest rejected a batch for good; not resent',
+  'send failed; will retry',
+  'sendBeacon refused; events stay queued',
+];
+
+async function create(options) {
+  const c = parse(options);
+  const disabled = c.respect && privacySignal();
+  // Under a privacy signal nothing touches storage, not even the tab id.
+  const store = openStore(disabled ? 'memory' : c.persistence, c.cookieDomain, disabled ? '' : tabId(), location.protocol === 'https:');
+  const warn = (m) => c.debug && console.warn('footfall:', m);
+  const timers = [];
+  const waiters = new Map();
+  let stored = null;
+  // Every import is guarded: an exception must never unwind through the wasm.
+  const safe =
+    (f, d = 0) =>
+    (...a) => {
+      try {
+        return f(...a);
+      } catch (e) {
+        warn(e);
+        return d;
+      }
+    };
+  let b; // the bridge, once instantiated
+  const cmd = (op, arg = 0) => b.x.ff_cmd(op, arg);
+  const env = {
+    now: Date.now,
+    rand: safe((p, n) => fillRandom(b.view().subarray(p, p + n))),
+    load: safe(() => {
+      const s = store.read();
+      stored = s == null ? null : b.enc.encode(s);
+      return stored ? stored.length : -1;
+    }, -1),
+    take: safe((p) => b.view().set(stored, p)),
+    save: safe((slot, p, n) => +(slot ? store.writeQueue(b.str(p, n)) : store.writeState(b.str(p, n)))),
+    send: safe(
+      (p, n, keepalive) =>
+        +post(c.url, b.str(p, n), keepalive, (status, ra, dateMs) => {
+          const m = b.put([ra]);
+          if (m >= 0) b.x.ff_answer(m, status, dateMs);
+        }),
+    ),
+    beacon: safe((p, n) => +beacon(c.url, b.str(p, n))),
+    timer: safe((which, delay) => {
+      clearTimeout(timers[which]);
+      timers[which] = setTimeout(() => cmd(5, which), Math.min(delay, 2147483647));
+    }),
+    micro: safe(() => queueMicrotask(() => cmd(5, 0))),
+    warn: safe((w) => warn(WARNINGS[w])),
+    settled: safe((id) => {
+      const r = waiters.get(id);
+      waiters.delete(id);
+      r && r();
+    }),
+  };
+  b = await instantiate(env);
+  const x = b.x;
+  const cm = common();
+  const n = b.put([c.writeKey, ...cm.s, ...page()]);
+  x.ff_init(n, c.idle, c.max, c.flushAt, c.interval, c.maxQueue, (c.pageviews ? 1 : 0) | (disabled ? 2 : 0), cm.w, cm.h);
+  if (!disabled) {
+    // Stored queues: the wasm decides (adopt a gone tab's, leave a live one's, drop junk).
+    const now = Date.now();
+    for (const [k, raw] of store.queues()) {
+      const m = b.put([raw || '']);
+      const d = m < 0 ? 0 : x.ff_adopt(m, now);
+      if (d) store.remove(k);
+      else if (k === store.queueKey) store.newKey();
+    }
+  }
   const guard = (f, fallback) => {
     try {
       return f();
     } catch (e) {
-      if (debug) console.warn('footfall:', e);
+      warn(e);
       return fallback;
     }
   };
+  const nav = (force) =>
+    guard(() => {
+      const m = b.put(page());
+      if (m >= 0) x.ff_nav(m, force);
+    });
+  // Internal track (autocapture): properties already serialized.
+  const event = (kind, name, body, ts, ctx, skip) =>
+    guard(() => {
+      const m = b.put(kind === 1 ? [name, body, ctx, ...page()] : [name, body, ctx]);
+      if (m >= 0) x.ff_event(m, kind, ts, skip);
+    });
+  if (!disabled) {
+    // One listener for every page event we need.
+    const on = (e) =>
+      guard(() => {
+        switch (e.type) {
+          case 'click':
+            return click(e, (name, props) => event(0, name, props, NaN, '', 0));
+          case 'popstate':
+            return nav(0);
+          case 'visibilitychange':
+            return cmd(document.visibilityState === 'hidden' ? 6 : 7);
+          case 'pagehide':
+            return cmd(6);
+          case 'pageshow':
+            // Restored from the back-forward cache: that is a new pageview of this page.
+            if (e.persisted) {
+              cmd(7);
+              nav(1);
+            }
+            return;
+          case 'online':
+            return cmd(8);
+        }
+      });
+    document.addEventListener('visibilitychange', on);
+    for (const t of ['pagehide', 'pageshow', 'online']) addEventListener(t, on);
+    if (c.pageviews) {
+      addEventListener('popstate', on);
+      patchHistory(() => nav(0));
+    }
+    // Capture phase: a page that stops propagation does not hide its clicks from us.
+    if (c.clicks) document.addEventListener('click', on, true);
+  }
+  cmd(0);
   // kind: 0 track, 1 page, 2 identify. Segment-style options: timestamp, context.
   const send = (kind, name, body, o) => {
     let ts = NaN;
@@ -70,15 +176,21 @@ export async function init(options) {
     if (o !== null && typeof o === 'object') {
       const s = o.timestamp;
       ts = s instanceof Date ? s.getTime() : typeof s === 'string' ? Date.parse(s) : typeof s === 'number' ? s : NaN;
-      const c = o.context;
-      if (plain(c)) {
-        ctx = json(c);
-        skip = ('page' in c ? 1 : 0) | ('campaign' in c ? 2 : 0) | ('sessionId' in c ? 4 : 0) | ('sessionStart' in c ? 8 : 0);
+      const cx = o.context;
+      if (plain(cx)) {
+        ctx = json(cx);
+        skip = ('page' in cx ? 1 : 0) | ('campaign' in cx ? 2 : 0) | ('sessionId' in cx ? 4 : 0) | ('sessionStart' in cx ? 8 : 0);
       }
     }
-    guard(() => t._e(kind, name, body, ts, ctx, skip));
+    event(kind, name, body, ts, ctx, skip);
   };
-  tracker = Object.freeze({
+  const get = (op) =>
+    guard(() => {
+      const n = cmd(op); // first: it writes the answer that ff_out() points at
+      return b.str(x.ff_out(), n);
+    }, '');
+  let ids = 0;
+  return Object.freeze({
     track(event, properties, options) {
       if (typeof event !== 'string') throw fail('event must be a string (the event name)');
       send(0, event, payload(properties, 'properties'), options);
@@ -92,15 +204,33 @@ export async function init(options) {
       if (typeof userId !== 'string') throw fail('userId must be a string');
       send(2, userId, payload(traits, 'traits'), options);
     },
-    reset: () => guard(() => t.reset()),
-    flush: () => guard(() => t.flush(), Promise.resolve()),
-    optOut: () => guard(() => t.optOut()),
-    optIn: () => guard(() => t.optIn()),
-    sessionId: () => guard(() => t.sessionId()),
-    anonymousId: () => guard(() => t.anonymousId()),
-    userId: () => guard(() => t.userId()),
+    reset: () => guard(() => cmd(1)),
+    flush: () =>
+      guard(
+        () =>
+          new Promise((resolve) => {
+            const id = ++ids;
+            // 1: pending (settled later); 0 (busy) or 2 (nothing pending): now.
+            if (cmd(2, id) === 1) waiters.set(id, resolve);
+            else resolve();
+          }),
+        Promise.resolve(),
+      ),
+    optOut: () => guard(() => cmd(3)),
+    optIn: () => guard(() => cmd(4)),
+    sessionId: () => get(9),
+    anonymousId: () => get(10),
+    userId: () => get(11) || undefined,
   });
-  return tracker;
+}
+
+export async function init(options) {
+  // One tracker per page: it owns the page's listeners, history patch and queue.
+  if (tracker) return tracker;
+  await compile();
+  if (tracker) return tracker;
+  pending = pending || create(options).finally(() => (pending = undefined));
+  return (tracker = await pending);
 }
 
 export default init;

@@ -1,5 +1,6 @@
-//! Footfall browser SDK: a pure core (`core`, tested natively) and thin browser modules (wasm32
-//! only) that connect it to the page. See sdk/README.md for the architecture.
+//! Footfall browser SDK: the rules as a pure Rust core (`core`, tested natively) compiled to a
+//! small wasm; the page I/O (storage, network, timers, listeners) lives in the JS edges under
+//! sdk/js/. See sdk/README.md for the architecture.
 
 #![cfg_attr(not(feature = "std"), no_std)]
 
@@ -7,5 +8,7 @@ extern crate alloc;
 
 pub mod core;
 
-#[cfg(target_arch = "wasm32")]
-pub mod browser;
+#[cfg(all(target_arch = "wasm32", not(feature = "std")))]
+mod runtime;
+#[cfg(all(target_arch = "wasm32", not(feature = "std")))]
+mod wasm;

@@ -3,26 +3,48 @@
 //!
 //! The bytes come from the browser module's `crypto.getRandomValues` pool and the time from the
 //! caller, so this needs neither `getrandom` nor uuid's `js` feature, and tests are deterministic.
-//! Encoding goes through `encode_lower` into a stack buffer: no `core::fmt` in the wasm.
+//! Encoded by hand (no `core::fmt`, no uuid crate in the wasm); tests compare with the `uuid` crate.
 
 use alloc::string::String;
-use uuid::Builder;
 
 /// Length of a hyphenated UUID.
 pub const LEN: usize = 36;
 
-/// Appends a random (v4) UUID built from `random`.
-pub fn push_v4(out: &mut String, random: [u8; 16]) {
-    let id = Builder::from_random_bytes(random).into_uuid();
-    let mut buf = [0u8; LEN];
-    out.push_str(id.hyphenated().encode_lower(&mut buf));
+/// Appends the 16 bytes as a lower-case hyphenated UUID (the `uuid` crate's encoder cost ~1 KB
+/// of wasm with its builders; the tests check ours against it).
+fn push_hex(out: &mut String, b: [u8; 16]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for (i, x) in b.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            out.push('-');
+        }
+        out.push(HEX[(x >> 4) as usize] as char);
+        out.push(HEX[(x & 15) as usize] as char);
+    }
 }
 
-/// Appends a time-ordered (v7) UUID for `now_ms` with 74 bits from `random`.
+/// Appends a random (v4) UUID built from `random` (RFC 9562: version 4, variant 10).
+pub fn push_v4(out: &mut String, random: [u8; 16]) {
+    let mut b = random;
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    push_hex(out, b);
+}
+
+/// Appends a time-ordered (v7) UUID for `now_ms` with 74 bits from `random` (RFC 9562: 48-bit
+/// big-endian Unix milliseconds, version 7, 12 random bits, variant 10, 62 random bits).
 pub fn push_v7(out: &mut String, now_ms: u64, random: [u8; 10]) {
-    let id = Builder::from_unix_timestamp_millis(now_ms, &random).into_uuid();
-    let mut buf = [0u8; LEN];
-    out.push_str(id.hyphenated().encode_lower(&mut buf));
+    let mut b = [0u8; 16];
+    for (d, s) in b.iter_mut().zip(&now_ms.to_be_bytes()[2..]) {
+        *d = *s;
+    }
+    b[6] = 0x70 | (random[0] & 0x0f);
+    b[7] = random[1];
+    b[8] = 0x80 | (random[2] & 0x3f);
+    for (d, s) in b[9..].iter_mut().zip(&random[3..]) {
+        *d = *s;
+    }
+    push_hex(out, b);
 }
 
 /// A v4 UUID as a new `String`.
@@ -71,6 +93,24 @@ mod tests {
         // The first 48 bits are the millisecond timestamp.
         assert_eq!(&a[..13], "018bcfe5-6800");
         assert!(is_uuid(&b));
+    }
+
+    #[test]
+    fn same_bytes_as_the_uuid_crate() {
+        for seed in 0u8..=255 {
+            let r16: [u8; 16] =
+                core::array::from_fn(|i| seed.wrapping_mul(31).wrapping_add(i as u8 * 17));
+            let r10: [u8; 10] = core::array::from_fn(|i| r16[i] ^ 0xa5);
+            let now = 1_700_000_000_000 + seed as u64 * 123_456_789;
+            let want4 = uuid::Builder::from_random_bytes(r16)
+                .into_uuid()
+                .to_string();
+            let want7 = uuid::Builder::from_unix_timestamp_millis(now, &r10)
+                .into_uuid()
+                .to_string();
+            assert_eq!(v4(r16), want4);
+            assert_eq!(v7(now, r10), want7);
+        }
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod campaign;
 pub mod event;
 pub mod ids;
 pub mod json;
+pub mod machine;
 pub mod persist;
 pub mod queue;
 pub mod session;

@@ -1,0 +1,69 @@
+//! Loads footfall_sdk_bg.wasm and moves strings across its boundary (see sdk/src/wasm.rs).
+//!
+//! The download and compile start when this module is evaluated, not when init() is called:
+//! the page's own work overlaps them, so the SDK is ready sooner. No wasm-bindgen glue: the wasm
+//! has a few plain exports and eleven plain imports, and strings travel as UTF-8 in its memory.
+const url = new URL('./footfall_sdk_bg.wasm', import.meta.url);
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+const W = WebAssembly;
+
+/** Fills `a` (a Uint8Array) with random bytes: crypto, or Math.random on a page without it. */
+export function fillRandom(a) {
+  try {
+    crypto.getRandomValues(a);
+  } catch {
+    // ids stay unique enough for deduplication, which is all they are used for.
+    for (let i = 0; i < a.length; i++) a[i] = Math.random() * 256;
+  }
+}
+
+let compiling;
+/** The compiled module (one download per page; a failed one is retried by the next call). */
+export function compile() {
+  if (!compiling) {
+    compiling = W.compileStreaming(fetch(url))
+      // A server that does not send application/wasm: compile from the bytes instead.
+      .catch(() => fetch(url).then((r) => r.arrayBuffer()).then((b) => W.compile(b)))
+      .catch((e) => {
+        compiling = undefined;
+        throw e;
+      });
+  }
+  return compiling;
+}
+// Start now; a failure here is reported by init(), not as an unhandled rejection.
+compile().catch(() => {});
+
+/** Instantiates the wasm with `env` (the imports, src/wasm.rs) and returns the bridge. */
+export async function instantiate(env) {
+  const x = (await W.instantiate(await compile(), { env })).exports;
+  const mem = x.memory;
+  let u8 = new Uint8Array(mem.buffer);
+  // A memory.grow detaches the old buffer: take a fresh view when that happened.
+  const view = () => (u8.buffer === mem.buffer ? u8 : (u8 = new Uint8Array(mem.buffer)));
+  return {
+    x,
+    view,
+    /** UTF-8 at [p, p + n) of the wasm memory. */
+    str: (p, n) => dec.decode(view().subarray(p, p + n)),
+    /**
+     * Writes the strings into the wasm's input buffer, separated by 0xFF; returns the byte count,
+     * or -1 when the wasm is busy (a page callback re-entering us: the call is dropped).
+     */
+    put(parts) {
+      let cap = parts.length;
+      for (const s of parts) cap += s.length * 3;
+      const p = x.ff_buf(cap);
+      if (!p) return -1;
+      const b = view();
+      let o = p;
+      for (let i = 0; i < parts.length; i++) {
+        if (i) b[o++] = 255;
+        o += enc.encodeInto(parts[i], b.subarray(o)).written;
+      }
+      return o - p;
+    },
+    enc,
+  };
+}

@@ -1,0 +1,279 @@
+//! The release wasm's boundary (wasm32, no_std only): a few plain exports taking numbers and
+//! strings laid out in a shared buffer, and eleven plain imports from the JS edges
+//! (sdk/js/wasm.js). No wasm-bindgen: its glue and per-import shims were most of the download.
+//!
+//! Strings in: JS asks `ff_buf(capacity)` for a buffer, writes UTF-8 strings separated by the
+//! byte 0xFF (which UTF-8 never contains) and passes the byte count. Strings out (imports): a
+//! pointer and a length into the memory. Results of the getters: `ff_out()` + the length.
+//!
+//! Re-entrancy: a page callback we trigger (a replaced `fetch`, a storage getter) may call the
+//! SDK again while the machine is busy; such a call is dropped (`ff_buf` answers 0), as the
+//! `try_borrow_mut` of the former bindgen code did.
+
+use crate::core::event::{self, Kind, Skip};
+use crate::core::machine::{Config, Host, Machine};
+use crate::core::{json, session};
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
+use core::cell::{Cell, UnsafeCell};
+
+#[link(wasm_import_module = "env")]
+extern "C" {
+    fn now() -> f64;
+    fn rand(ptr: *mut u8, len: usize);
+    /// Reads the stored state; its UTF-8 length, or -1 when there is none. `take` copies it.
+    fn load() -> i32;
+    fn take(ptr: *mut u8);
+    fn save(slot: u32, ptr: *const u8, len: usize) -> u32;
+    fn send(ptr: *const u8, len: usize, keepalive: u32) -> u32;
+    fn beacon(ptr: *const u8, len: usize) -> u32;
+    fn timer(which: u32, delay: f64);
+    fn micro();
+    fn warn(what: u32);
+    fn settled(id: u32);
+}
+
+struct JsHost;
+
+impl Host for JsHost {
+    fn now(&mut self) -> u64 {
+        let t = unsafe { now() };
+        if t > 0.0 {
+            t as u64
+        } else {
+            0
+        }
+    }
+    fn fill_random(&mut self, buf: &mut [u8]) {
+        unsafe { rand(buf.as_mut_ptr(), buf.len()) }
+    }
+    fn read_state(&mut self) -> Option<String> {
+        let n = unsafe { load() };
+        if n < 0 {
+            return None;
+        }
+        let mut v = vec![0u8; n as usize];
+        unsafe { take(v.as_mut_ptr()) };
+        // SAFETY: the edge wrote TextEncoder output, which is always valid UTF-8 (junk in it
+        // fails the format check in core::persist). The check alone cost 800 bytes of wasm.
+        Some(unsafe { String::from_utf8_unchecked(v) })
+    }
+    fn save(&mut self, slot: u32, raw: &str) -> bool {
+        unsafe { save(slot, raw.as_ptr(), raw.len()) != 0 }
+    }
+    fn send(&mut self, body: &str, keepalive: bool) -> bool {
+        unsafe { send(body.as_ptr(), body.len(), keepalive as u32) != 0 }
+    }
+    fn beacon(&mut self, body: &str) -> bool {
+        unsafe { beacon(body.as_ptr(), body.len()) != 0 }
+    }
+    fn timer(&mut self, which: u32, delay_ms: u64) {
+        unsafe { timer(which, delay_ms as f64) }
+    }
+    fn microtask(&mut self) {
+        unsafe { micro() }
+    }
+    fn warn(&mut self, what: u32) {
+        unsafe { warn(what) }
+    }
+    fn settled(&mut self, id: u32) {
+        unsafe { settled(id) }
+    }
+}
+
+struct Global {
+    machine: UnsafeCell<Option<Machine<JsHost>>>,
+    input: UnsafeCell<Vec<u8>>,
+    out: UnsafeCell<String>,
+    busy: Cell<bool>,
+}
+
+// SAFETY: wasm32-unknown-unknown without the atomics feature has one thread.
+unsafe impl Sync for Global {}
+
+static G: Global = Global {
+    machine: UnsafeCell::new(None),
+    input: UnsafeCell::new(Vec::new()),
+    out: UnsafeCell::new(String::new()),
+    busy: Cell::new(false),
+};
+
+/// Runs `f` with the machine and the first `n` input bytes split into strings, unless a call
+/// is already running (re-entrancy from a page callback: dropped).
+fn with<R: Default>(n: usize, f: impl FnOnce(&mut Option<Machine<JsHost>>, &[&str; 16]) -> R) -> R {
+    if G.busy.replace(true) {
+        return R::default();
+    }
+    // SAFETY: `busy` makes this the only live reference to the machine and the input; the input
+    // is not resized while busy (ff_buf refuses).
+    let (m, input) = unsafe { (&mut *G.machine.get(), &*G.input.get()) };
+    let bytes = input.get(..n).unwrap_or(&[]);
+    let mut parts = [""; 16];
+    for (slot, p) in parts.iter_mut().zip(bytes.split(|&b| b == 0xFF)) {
+        // SAFETY: the JS edge writes TextEncoder output, always valid UTF-8, split at 0xFF
+        // bytes, which never occur inside UTF-8.
+        *slot = unsafe { core::str::from_utf8_unchecked(p) };
+    }
+    let r = f(m, &parts);
+    G.busy.set(false);
+    r
+}
+
+/// An input buffer of `cap` bytes for the next call; 0 while a call is running.
+#[no_mangle]
+pub extern "C" fn ff_buf(cap: usize) -> *mut u8 {
+    if G.busy.get() {
+        return core::ptr::null_mut();
+    }
+    // SAFETY: not busy: nothing borrows the input.
+    let input = unsafe { &mut *G.input.get() };
+    if input.len() < cap {
+        input.resize(cap, 0);
+    }
+    input.as_mut_ptr()
+}
+
+/// Where a getter's answer is (its length is what `ff_cmd` returned).
+#[no_mangle]
+pub extern "C" fn ff_out() -> *const u8 {
+    // SAFETY: read only between calls.
+    unsafe { (*G.out.get()).as_ptr() }
+}
+
+/// Creates the tracker. Strings: writeKey, userAgent, locale, timezone, density, then the page
+/// (path, referrer, search, title, url, five utm values: see `Machine::set_page`).
+/// flags: bit 0 pageviews, bit 1 disabled.
+#[no_mangle]
+#[allow(clippy::too_many_arguments)]
+pub extern "C" fn ff_init(
+    n: usize,
+    idle_ms: f64,
+    max_ms: f64,
+    flush_at: f64,
+    interval_ms: f64,
+    max_queue: f64,
+    flags: u32,
+    width: f64,
+    height: f64,
+) {
+    with(n, |m, s| {
+        let mut write_key_json = String::new();
+        json::push_str(&mut write_key_json, s[0]);
+        let common = event::common_context(&event::Common {
+            user_agent: s[1],
+            locale: s[2],
+            timezone: s[3],
+            screen_width: width as i64,
+            screen_height: height as i64,
+            density: s[4],
+        });
+        let cfg = Config {
+            write_key_json,
+            session: session::Config {
+                idle_ms: (idle_ms as u64).max(1),
+                max_ms: (max_ms as u64).max(1),
+            },
+            flush_at: (flush_at as usize).max(1),
+            flush_interval_ms: interval_ms as u64,
+            max_queue: (max_queue as usize).max(1),
+            pageviews: flags & 1 != 0,
+            disabled: flags & 2 != 0,
+        };
+        let mut t = Machine::new(JsHost, cfg, common);
+        t.set_page(core::array::from_fn(|i| s[5 + i]), true);
+        *m = Some(t);
+    })
+}
+
+/// A stored queue found at start (see `Machine::adopt`). String: its raw value.
+#[no_mangle]
+pub extern "C" fn ff_adopt(n: usize, now: f64) -> u32 {
+    with(n, |m, s| {
+        m.as_mut().map(|m| m.adopt(s[0], now as u64)).unwrap_or(0)
+    })
+}
+
+/// track (0), page (1), identify (2). Strings: name, properties/traits JSON, options.context
+/// JSON (or ""), then for page the page fields. `ts`: options.timestamp in ms, or NaN.
+/// `skip` bits: page, campaign, sessionId, sessionStart present in options.context.
+#[no_mangle]
+pub extern "C" fn ff_event(n: usize, kind: u32, ts: f64, skip: u32) {
+    with(n, |m, s| {
+        let Some(m) = m else { return };
+        let kind = match kind {
+            0 => Kind::Track,
+            1 => Kind::Page,
+            _ => Kind::Identify,
+        };
+        if kind == Kind::Page {
+            // An explicit page() describes the page as it is now (the title may have changed).
+            m.set_page(core::array::from_fn(|i| s[3 + i]), false);
+        }
+        let skip = Skip {
+            page: skip & 1 != 0,
+            campaign: skip & 2 != 0,
+            session_id: skip & 4 != 0,
+            session_start: skip & 8 != 0,
+        };
+        let ts = (ts.is_finite() && ts >= 0.0).then_some(ts as u64);
+        m.enqueue(kind, s[0], s[1], ts, s[2], skip);
+    })
+}
+
+/// A navigation (history change, popstate; `force`: bfcache restore). Strings: the page
+/// fields of `Machine::set_page`.
+#[no_mangle]
+pub extern "C" fn ff_nav(n: usize, force: u32) {
+    with(n, |m, s| {
+        if let Some(m) = m {
+            m.navigation(core::array::from_fn(|i| s[i]), force != 0);
+        }
+    })
+}
+
+/// The answer to the request in flight (status 0: network error). String: Retry-After.
+/// `date_ms`: ms until Retry-After read as an HTTP date (NaN when it is not one).
+#[no_mangle]
+pub extern "C" fn ff_answer(n: usize, status: u32, date_ms: f64) {
+    with(n, |m, s| {
+        if let Some(m) = m {
+            let ra = Machine::<JsHost>::retry_after(s[0], date_ms);
+            m.answer(status.min(999) as u16, ra);
+        }
+    })
+}
+
+/// Everything else, by opcode: 0 start, 1 reset, 2 flush(id) → 2 when done now, 1 when promise
+/// `id` settles later (0: busy), 3 optOut,
+/// 4 optIn, 5 tick(arg), 6 hide, 7 show, 8 online, 9 sessionId, 10 anonymousId, 11 userId
+/// (→ length of the answer at `ff_out`).
+#[no_mangle]
+pub extern "C" fn ff_cmd(op: u32, arg: u32) -> u32 {
+    with(0, |m, _| {
+        let Some(m) = m else { return 0 };
+        let answer = |s: &str| {
+            // SAFETY: busy: nothing else touches `out`.
+            let out = unsafe { &mut *G.out.get() };
+            out.clear();
+            out.push_str(s);
+            out.len() as u32
+        };
+        match op {
+            0 => m.start(),
+            1 => m.reset(),
+            2 => return if m.flush(arg) { 2 } else { 1 },
+            3 => m.set_opt_out(true),
+            4 => m.set_opt_out(false),
+            5 => m.tick(arg),
+            6 => m.hide(),
+            7 => m.show(),
+            8 => m.online(),
+            9 => return answer(&m.state.session_id),
+            10 => return answer(&m.state.anonymous_id),
+            11 => return answer(&m.state.user_id),
+            _ => {}
+        }
+        0
+    })
+}
