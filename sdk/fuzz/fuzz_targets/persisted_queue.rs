@@ -17,6 +17,7 @@ use footfall_sdk::core::persist::{
     read_queue, read_queue_header, write_queue, QueueHeader, MAX_LINE,
 };
 use libfuzzer_sys::fuzz_target;
+use std::sync::OnceLock;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&sel, rest)) = data.split_first() else {
@@ -82,9 +83,7 @@ fn structured(data: &[u8], max: usize, sel: u8) {
         Vec::new()
     } else {
         text.split(|&b| b == 0xff)
-            .map(|c| {
-                format!("{{{}}}", String::from_utf8_lossy(c).replace('\n', "\\n"))
-            })
+            .map(|c| format!("{{{}}}", String::from_utf8_lossy(c).replace('\n', "\\n")))
             .collect()
     };
     // The size cap's edge: a message of exactly MAX_LINE bytes is kept, one byte more is not.
@@ -94,7 +93,7 @@ fn structured(data: &[u8], max: usize, sel: u8) {
         _ => None,
     };
     if let Some(len) = edge {
-        msgs.push(format!("{{\"x\":\"{}\"}}", "y".repeat(len - 8)));
+        msgs.push(edge_message(len).to_owned());
     }
     let written = write_queue(header, msgs.iter().map(String::as_str), 0);
     let (h, back) = read_queue(&written, max).expect("own write unreadable");
@@ -105,4 +104,15 @@ fn structured(data: &[u8], max: usize, sel: u8) {
     for (a, b) in back.iter().zip(newest) {
         assert_eq!(a, *b);
     }
+}
+
+/// `{"x":"yyy…"}` of exactly `len` bytes, built once (a 30 KB string per input would make this
+/// the slowest part of the target).
+fn edge_message(len: usize) -> &'static str {
+    static AT: OnceLock<String> = OnceLock::new();
+    static OVER: OnceLock<String> = OnceLock::new();
+    let cell = if len == MAX_LINE { &AT } else { &OVER };
+    let m = cell.get_or_init(|| format!("{{\"x\":\"{}\"}}", "y".repeat(len - 8)));
+    assert_eq!(m.len(), len);
+    m
 }

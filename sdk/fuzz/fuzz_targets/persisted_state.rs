@@ -27,7 +27,10 @@ fn raw_value(data: &[u8]) {
     let raw = String::from_utf8_lossy(data);
     let Some(s) = read_state(&raw) else { return };
     assert!(ids::is_uuid(&s.anonymous_id), "{s:?}");
-    assert!(s.session_id.is_empty() || ids::is_uuid(&s.session_id), "{s:?}");
+    assert!(
+        s.session_id.is_empty() || ids::is_uuid(&s.session_id),
+        "{s:?}"
+    );
     assert!(s.user_id.len() <= MAX_STORED_USER_ID, "{s:?}");
     let written = write_state(&s);
     assert_eq!(read_state(&written).as_ref(), Some(&s), "{written:?}");
@@ -80,7 +83,11 @@ fn structured(data: &[u8]) {
     };
     let written = write_state(&s);
     // ~130 bytes plus the stored user id: bounded whatever the page passed to identify().
-    assert!(written.len() <= 140 + MAX_STORED_USER_ID, "{} bytes", written.len());
+    assert!(
+        written.len() <= 140 + MAX_STORED_USER_ID,
+        "{} bytes",
+        written.len()
+    );
     let back = read_state(&written).unwrap_or_else(|| panic!("own write unreadable: {written:?}"));
     if s.user_id.len() <= MAX_STORED_USER_ID {
         assert_eq!(back, s);
