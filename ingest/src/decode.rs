@@ -163,22 +163,35 @@ pub fn parse_json(bytes: &[u8]) -> Result<Value, IngestError> {
     serde_json::from_slice(bytes).map_err(|e| IngestError::InvalidJson(e.to_string()))
 }
 
-/// All of the above in order. Returns the JSON value and the raw (on-the-wire) body size.
-/// `body_read` is set once the whole body has been received (see `router`: a connection whose
-/// body was left unread is closed).
-pub async fn decode_request(
+/// All of the above but the JSON parse, in order. Returns the decoded body and the raw
+/// (on-the-wire) body size. `body_read` is set once the whole body has been received (see
+/// `router`: a connection whose body was left unread is closed).
+pub async fn decode_body(
     headers: &HeaderMap,
     body: Body,
     limits: &Limits,
     body_read: &mut bool,
-) -> Result<(Value, usize), IngestError> {
+) -> Result<(Bytes, usize), IngestError> {
     check_content_type(headers)?;
     let encoding = content_encoding(headers)?;
     check_content_length(headers, limits.max_request_bytes)?;
     let raw = read_body(body, limits.max_request_bytes, limits.body_read_timeout).await?;
     *body_read = true;
     let raw_len = raw.len();
-    let decoded = decode_payload(raw, encoding, limits.max_request_bytes)?;
+    Ok((
+        decode_payload(raw, encoding, limits.max_request_bytes)?,
+        raw_len,
+    ))
+}
+
+/// `decode_body` then `parse_json`: the JSON value and the raw body size.
+pub async fn decode_request(
+    headers: &HeaderMap,
+    body: Body,
+    limits: &Limits,
+    body_read: &mut bool,
+) -> Result<(Value, usize), IngestError> {
+    let (decoded, raw_len) = decode_body(headers, body, limits, body_read).await?;
     Ok((parse_json(&decoded)?, raw_len))
 }
 

@@ -10,6 +10,7 @@ pub mod decode;
 pub mod dedupe;
 pub mod enrich;
 pub mod error;
+pub mod line;
 pub mod metrics;
 pub mod ratelimit;
 pub mod router;

@@ -15,19 +15,20 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, on, MethodFilter};
 use axum::{Json, Router};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use time::OffsetDateTime;
 
 use crate::auth::{key_from_request, KeyEntry};
 use crate::config::Settings;
-use crate::decode::decode_request;
-use crate::enrich::{client_ip, enrich, RequestContext};
+use crate::decode::{decode_body, parse_json};
+use crate::enrich::client_ip;
 use crate::error::{IngestError, Rejection};
+use crate::line::{self, RequestInputs, Str};
 use crate::metrics::Metrics;
 use crate::ratelimit::{address_key, retry_after_secs, Limiter};
 use crate::sink::{Line, Sink, SinkError};
 use crate::static_files;
-use crate::validate::{parse_timestamp, validate_message, MessageType};
+use crate::validate::{parse_timestamp, MessageType};
 
 /// Everything a request needs, shared by all of them.
 #[derive(Clone)]
@@ -330,122 +331,14 @@ async fn handle<'a>(
         check_key_rate(state, entry, now)?;
     }
 
-    let (value, raw_len) = decode_request(headers, body, &settings.limits, body_read).await?;
+    let (decoded, raw_len) = decode_body(headers, body, &settings.limits, body_read).await?;
     state.metrics.bytes_in(raw_len as u64);
-    let Value::Object(mut obj) = value else {
-        return Err(IngestError::InvalidField {
-            field: String::new(),
-            message: "body must be a JSON object".into(),
-        });
-    };
-
-    let entry = match *key_out {
-        Some(e) => e,
-        None => {
-            let key = match obj.get("writeKey") {
-                Some(Value::String(k)) if !k.is_empty() => k,
-                _ => {
-                    return Err(IngestError::Unauthorized(
-                        "missing write key (Basic auth user, body writeKey or ?writeKey=)".into(),
-                    ))
-                }
-            };
-            let e = authenticate(state, key)?;
-            *key_out = Some(e);
-            check_origin(headers, e)?;
-            check_key_rate(state, e, now)?;
-            e
-        }
-    };
-    obj.remove("writeKey");
-
-    // Split the body into messages plus what the request contributes to each.
-    let (messages, batch_context, sent_at, implied) = match endpoint {
-        Endpoint::Batch => {
-            let messages = match obj.remove("batch") {
-                Some(Value::Array(a)) => a,
-                _ => {
-                    return Err(IngestError::InvalidField {
-                        field: "batch".into(),
-                        message: "batch must be an array of messages".into(),
-                    })
-                }
-            };
-            if messages.len() > settings.limits.max_batch_messages {
-                return Err(IngestError::PayloadTooLarge(format!(
-                    "batch has {} messages, more than the {} allowed",
-                    messages.len(),
-                    settings.limits.max_batch_messages
-                )));
-            }
-            let context = match obj.remove("context") {
-                None | Some(Value::Null) => None,
-                Some(Value::Object(c)) => Some(c),
-                Some(_) => {
-                    return Err(IngestError::InvalidField {
-                        field: "context".into(),
-                        message: "context must be an object".into(),
-                    })
-                }
-            };
-            let sent_at = match obj.remove("sentAt") {
-                None | Some(Value::Null) => None,
-                Some(Value::String(s)) if parse_timestamp(&s).is_some() => Some(s),
-                Some(_) => {
-                    return Err(IngestError::InvalidField {
-                        field: "sentAt".into(),
-                        message: "sentAt must be an ISO-8601 date-time with an offset".into(),
-                    })
-                }
-            };
-            (messages, context, sent_at, None)
-        }
-        Endpoint::Single(t) => (vec![Value::Object(obj)], None, None, Some(t)),
-    };
-
-    let ctx = RequestContext {
-        received_at: OffsetDateTime::now_utc(),
-        sent_at: sent_at.as_deref(),
-        batch_context: batch_context.as_ref(),
-        client_ip: client,
-        user_agent: headers
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok()),
-        source: entry.source(),
-        keep_ip: settings.keep_ip,
-        trust_client_ip: settings.trust_proxy,
-    };
-
-    let mut lines = Vec::with_capacity(messages.len());
-    let mut rejected: Vec<Rejection> = Vec::new();
-    let mut bots_dropped = 0;
-    for (index, message) in messages.into_iter().enumerate() {
-        match validate_message(message, implied, settings.limits.max_message_bytes) {
-            Ok(mut msg) => {
-                let message_id = enrich(&mut msg, &ctx);
-                let bot = msg
-                    .get("context")
-                    .and_then(|c| c.get("bot"))
-                    .is_some_and(|b| *b == Value::Bool(true));
-                if bot {
-                    state.metrics.bot(settings.drop_bots);
-                    if settings.drop_bots {
-                        // Acknowledged (a bot must not be told to retry), never written.
-                        bots_dropped += 1;
-                        continue;
-                    }
-                }
-                lines.push(Line {
-                    message_id,
-                    bytes: to_line(msg),
-                });
-            }
-            Err(violation) => {
-                state.metrics.rejected(violation.rule);
-                rejected.push(violation.at(index));
-            }
-        }
-    }
+    let Encoded {
+        entry,
+        lines,
+        rejected,
+        bots_dropped,
+    } = encode(state, endpoint, headers, &decoded, key_out, now, client)?;
 
     let accepted = lines.len() + bots_dropped;
     if !lines.is_empty() {
@@ -466,12 +359,173 @@ async fn handle<'a>(
     }
 }
 
-/// One NDJSON line: compact JSON (serde_json escapes control characters, so no raw newline can
-/// appear inside) and a terminating `\n`.
-fn to_line(msg: Map<String, Value>) -> Vec<u8> {
-    let mut bytes = Vec::with_capacity(512);
-    // Serializing a Value into a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut bytes, &Value::Object(msg));
-    bytes.push(b'\n');
-    bytes
+/// What `encode` made of a request's body.
+struct Encoded<'a> {
+    entry: &'a KeyEntry,
+    lines: Vec<Line>,
+    rejected: Vec<Rejection>,
+    bots_dropped: usize,
+}
+
+/// The exact error for a body the line pipeline gave up on: the reference parser's.
+fn body_error(bytes: &[u8]) -> IngestError {
+    match parse_json(bytes) {
+        Err(e) => e,
+        Ok(Value::Object(_)) => IngestError::InvalidJson("unsupported JSON".into()),
+        Ok(_) => IngestError::InvalidField {
+            field: String::new(),
+            message: "body must be a JSON object".into(),
+        },
+    }
+}
+
+/// Body key lookup, in-body write key, request-level fields, then each message through
+/// `line::process` (validate, enrich, encode). Synchronous: nothing here waits.
+fn encode<'a>(
+    state: &'a AppState,
+    endpoint: Endpoint,
+    headers: &HeaderMap,
+    decoded: &[u8],
+    key_out: &mut Option<&'a KeyEntry>,
+    now: Instant,
+    client: Option<std::net::IpAddr>,
+) -> Result<Encoded<'a>, IngestError> {
+    let settings = &state.settings;
+    let bad = |_: line::BodyError| body_error(decoded);
+    let text = std::str::from_utf8(decoded).map_err(|_| body_error(decoded))?;
+    let mut obj = line::parse_object(text).map_err(bad)?;
+    let field = |name: &'static str| Str(std::borrow::Cow::Borrowed(name));
+
+    let entry = match *key_out {
+        Some(e) => e,
+        None => {
+            let key = match obj.get(&field("writeKey")) {
+                Some(raw) => line::as_string(raw.get()).map_err(bad)?,
+                None => None,
+            };
+            let key = match key {
+                Some(k) if !k.is_empty() => k,
+                _ => {
+                    return Err(IngestError::Unauthorized(
+                        "missing write key (Basic auth user, body writeKey or ?writeKey=)".into(),
+                    ))
+                }
+            };
+            let e = authenticate(state, &key)?;
+            *key_out = Some(e);
+            check_origin(headers, e)?;
+            check_key_rate(state, e, now)?;
+            e
+        }
+    };
+    obj.remove(&field("writeKey"));
+
+    // Split the body into messages plus what the request contributes to each.
+    let is_null = |raw: &serde_json::value::RawValue| raw.get() == "null";
+    let (items, batch_context, sent_at, implied) = match endpoint {
+        Endpoint::Batch => {
+            let messages = match obj.remove(&field("batch")) {
+                Some(raw) => line::parse_array(raw).map_err(bad)?,
+                None => None,
+            };
+            let Some(messages) = messages else {
+                return Err(IngestError::InvalidField {
+                    field: "batch".into(),
+                    message: "batch must be an array of messages".into(),
+                });
+            };
+            if messages.len() > settings.limits.max_batch_messages {
+                return Err(IngestError::PayloadTooLarge(format!(
+                    "batch has {} messages, more than the {} allowed",
+                    messages.len(),
+                    settings.limits.max_batch_messages
+                )));
+            }
+            let context = match obj.remove(&field("context")) {
+                None => None,
+                Some(raw) if is_null(raw) => None,
+                Some(raw) if raw.get().starts_with('{') => {
+                    Some(line::parse_object(raw.get()).map_err(bad)?)
+                }
+                Some(_) => {
+                    return Err(IngestError::InvalidField {
+                        field: "context".into(),
+                        message: "context must be an object".into(),
+                    })
+                }
+            };
+            let sent_at = match obj.remove(&field("sentAt")) {
+                None => None,
+                Some(raw) if is_null(raw) => None,
+                Some(raw) => match line::as_string(raw.get()).map_err(bad)? {
+                    Some(s) if parse_timestamp(&s).is_some() => Some(raw),
+                    _ => {
+                        return Err(IngestError::InvalidField {
+                            field: "sentAt".into(),
+                            message: "sentAt must be an ISO-8601 date-time with an offset".into(),
+                        })
+                    }
+                },
+            };
+            let items = messages
+                .into_iter()
+                .map(line::message_object)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(bad)?;
+            (items, context, sent_at, None)
+        }
+        Endpoint::Single(t) => (vec![Ok(obj)], None, None, Some(t)),
+    };
+
+    let req = line::Request::new(RequestInputs {
+        received_at: OffsetDateTime::now_utc(),
+        sent_at,
+        batch_context,
+        client_ip: client,
+        user_agent: headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok()),
+        source: entry.source(),
+        keep_ip: settings.keep_ip,
+        trust_client_ip: settings.trust_proxy,
+        body: decoded,
+    })
+    .map_err(bad)?;
+
+    let mut lines = Vec::with_capacity(items.len());
+    let mut rejected: Vec<Rejection> = Vec::new();
+    let mut bots_dropped = 0;
+    for (index, item) in items.into_iter().enumerate() {
+        let result = match item {
+            Ok(message) => line::process(message, implied, settings.limits.max_message_bytes, &req)
+                .map_err(bad)?,
+            Err(v) => Err(v),
+        };
+        match result {
+            Ok(encoded) => {
+                if encoded.bot {
+                    state.metrics.bot(settings.drop_bots);
+                    if settings.drop_bots {
+                        // Acknowledged (a bot must not be told to retry), never written.
+                        bots_dropped += 1;
+                        continue;
+                    }
+                }
+                lines.push(Line {
+                    message_id: encoded.message_id,
+                    bytes: encoded.line,
+                });
+            }
+            Err(violation) => {
+                state.metrics.rejected(violation.rule);
+                rejected.push(violation.at(index));
+            }
+        }
+    }
+    Ok(Encoded {
+        entry,
+        lines,
+        rejected,
+        bots_dropped,
+    })
 }

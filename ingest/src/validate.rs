@@ -60,7 +60,7 @@ pub struct RuleViolation {
 }
 
 impl RuleViolation {
-    fn new(field: &'static str, rule: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(field: &'static str, rule: &'static str, message: impl Into<String>) -> Self {
         Self {
             field,
             rule,

@@ -1,0 +1,1218 @@
+//! The request path's message pipeline: validate, enrich and encode each message into its NDJSON
+//! line straight from the body's bytes, without building a `serde_json::Value` tree.
+//!
+//! `validate::validate_message` + `enrich::enrich` + re-serialising the `Value` is the reference
+//! (unit-tested rule by rule, and what the fuzz targets drive); this module gives byte-identical
+//! lines and the same rejections at a fraction of the cost (issue 5: the JSON round trip was
+//! ~70 % of a batch's CPU). It parses only the top level of each message (and of its `context`)
+//! into a map of raw JSON slices borrowed from the body, and copies every other value through
+//! verbatim when its text is already what serde_json would write for it — compact, object keys
+//! sorted and unique, no escapes serde_json would not produce, integers that fit 64 bits. Other
+//! values (whitespace, unsorted or duplicate keys, floats, `\u` escapes…) take the reference path
+//! for that value alone: parsed into a `Value` and written back. So a line is still exactly one
+//! compact JSON object with every object's keys sorted, duplicates resolved last-wins, and sizes
+//! (`max_size`) are still those of the compact encoding. `tests` checks the two paths against
+//! each other.
+//!
+//! serde_json's recursion limit does not apply to raw values, so the scanner counts depth itself;
+//! anything unusual (too deep, a number out of range, a lone surrogate) sends the caller back to
+//! the reference parser of the whole body for its exact error (`BodyError`).
+
+use std::borrow::Cow;
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use serde::de::{Deserialize, Deserializer, Visitor};
+use serde_json::value::RawValue;
+use time::OffsetDateTime;
+
+use crate::bots::is_bot;
+use crate::enrich::{anonymise_ip, format_rfc3339_ms};
+use crate::validate::{parse_timestamp, MessageType, RuleViolation, MAX_MESSAGE_ID_CHARS};
+
+/// Depth a raw value may reach below its position before the body is re-checked by the reference
+/// parser (serde_json's limit is 128 for the whole body; messages sit at most 5 levels down).
+const DEPTH_BUDGET: usize = 100;
+
+/// The body cannot be handled here: re-parse it with `decode::parse_json` for the exact error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BodyError;
+
+/// A JSON string or object key, borrowed from the body when it has no escapes.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Str<'a>(pub Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Str<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Str<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Str<'de>, E> {
+                Ok(Str(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Str<'de>, E> {
+                Ok(Str(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Str<'de>, E> {
+                Ok(Str(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// One object level: keys (last duplicate wins, as in serde_json) to raw values.
+pub type RawObject<'a> = BTreeMap<Str<'a>, &'a RawValue>;
+
+/// Canonical (serde_json-compact) JSON text of one value.
+#[derive(Debug, Clone)]
+pub enum Json<'a> {
+    Raw(&'a str),
+    Owned(String),
+}
+
+impl Json<'_> {
+    pub fn as_str(&self) -> &str {
+        match self {
+            Json::Raw(s) => s,
+            Json::Owned(s) => s,
+        }
+    }
+}
+
+/// An object level in canonical form, keys sorted.
+type Fields<'a> = BTreeMap<Str<'a>, Json<'a>>;
+
+/// Parses the body's top level. `Err` = not an object, or not JSON at all.
+pub fn parse_object(text: &str) -> Result<RawObject<'_>, BodyError> {
+    serde_json::from_str(text).map_err(|_| BodyError)
+}
+
+/// Parses a raw `batch` array into its raw elements. `None` = not an array.
+pub fn parse_array(raw: &RawValue) -> Result<Option<Vec<&RawValue>>, BodyError> {
+    if !raw.get().starts_with('[') {
+        return Ok(None);
+    }
+    serde_json::from_str(raw.get())
+        .map(Some)
+        .map_err(|_| BodyError)
+}
+
+/// Decodes a raw value that is a JSON string. `None` = another type.
+pub fn as_string<'a>(raw: &'a str) -> Result<Option<Cow<'a, str>>, BodyError> {
+    if !raw.starts_with('"') {
+        return Ok(None);
+    }
+    serde_json::from_str::<Str<'a>>(raw)
+        .map(|s| Some(s.0))
+        .map_err(|_| BodyError)
+}
+
+/// Canonical text of one raw value: the raw slice itself when it already is, else re-encoded.
+/// `checked_body` is the caller's "the reference parser accepted the whole body" flag (see
+/// `Body::check`).
+fn canon<'a>(raw: &'a str, body: &Body<'_>) -> Result<Json<'a>, BodyError> {
+    match scan(raw.as_bytes()) {
+        Scan::Canonical => return Ok(Json::Raw(raw)),
+        Scan::NotCanonical => {}
+        Scan::TooDeep => body.check()?,
+    }
+    let value: serde_json::Value = serde_json::from_str(raw).map_err(|_| BodyError)?;
+    // Serialising a Value to a String cannot fail.
+    Ok(Json::Owned(
+        serde_json::to_string(&value).unwrap_or_default(),
+    ))
+}
+
+/// The whole body, for a reference-parser check when a raw value is too deep to judge here.
+pub struct Body<'b> {
+    bytes: &'b [u8],
+    checked: std::cell::Cell<bool>,
+}
+
+impl<'b> Body<'b> {
+    pub fn new(bytes: &'b [u8]) -> Self {
+        Self {
+            bytes,
+            checked: std::cell::Cell::new(false),
+        }
+    }
+
+    /// Ok when serde_json (with its recursion limit) accepts the whole body.
+    fn check(&self) -> Result<(), BodyError> {
+        if !self.checked.get() {
+            serde_json::from_slice::<serde::de::IgnoredAny>(self.bytes).map_err(|_| BodyError)?;
+            // IgnoredAny skips nested values without a depth limit; the Value parse has one.
+            crate::decode::parse_json(self.bytes).map_err(|_| BodyError)?;
+            self.checked.set(true);
+        }
+        Ok(())
+    }
+}
+
+/// Parses one object level into canonical fields, with the compact size of the whole object.
+fn fields<'a>(obj: RawObject<'a>, body: &Body<'_>) -> Result<(Fields<'a>, usize), BodyError> {
+    let mut size = 2 + obj.len().saturating_sub(1);
+    let mut out = Fields::new();
+    for (k, v) in obj {
+        let v = canon(v.get(), body)?;
+        size += escaped_len(&k.0) + 1 + v.as_str().len();
+        out.insert(k, v);
+    }
+    Ok((out, size))
+}
+
+// === the canonical-form scanner ===
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scan {
+    Canonical,
+    NotCanonical,
+    TooDeep,
+}
+
+/// Whether `s` (one syntactically valid JSON value, as serde_json's raw parser accepted it) is
+/// byte for byte what serde_json writes for the `Value` it parses to.
+fn scan(s: &[u8]) -> Scan {
+    let mut sc = Scanner {
+        s,
+        i: 0,
+        canonical: true,
+    };
+    match sc.value(DEPTH_BUDGET) {
+        Err(()) => Scan::TooDeep,
+        Ok(()) if sc.canonical && sc.i == s.len() => Scan::Canonical,
+        Ok(()) => Scan::NotCanonical,
+    }
+}
+
+struct Scanner<'s> {
+    s: &'s [u8],
+    i: usize,
+    canonical: bool,
+}
+
+impl Scanner<'_> {
+    fn peek(&self) -> u8 {
+        self.s.get(self.i).copied().unwrap_or(0)
+    }
+
+    fn ws(&mut self) {
+        while matches!(self.peek(), b' ' | b'\n' | b'\r' | b'\t') {
+            self.canonical = false;
+            self.i += 1;
+        }
+    }
+
+    /// `Err` only when deeper than `depth`.
+    fn value(&mut self, depth: usize) -> Result<(), ()> {
+        if depth == 0 {
+            return Err(());
+        }
+        match self.peek() {
+            b'{' => {
+                self.i += 1;
+                self.ws();
+                if self.peek() == b'}' {
+                    self.i += 1;
+                    return Ok(());
+                }
+                let mut prev: Option<(usize, usize)> = None;
+                loop {
+                    // A key with any escape is ordered by its decoded text: leave it to serde_json.
+                    let (start, end, _, escaped) = self.string();
+                    if escaped {
+                        self.canonical = false;
+                    } else if let Some((ps, pe)) = prev {
+                        // Sorted and unique, as a BTreeMap writes them.
+                        if self.s[ps..pe] >= self.s[start..end] {
+                            self.canonical = false;
+                        }
+                    }
+                    prev = Some((start, end));
+                    self.ws();
+                    self.i += 1; // ':'
+                    self.ws();
+                    self.value(depth - 1)?;
+                    self.ws();
+                    match self.peek() {
+                        b',' => {
+                            self.i += 1;
+                            self.ws();
+                        }
+                        _ => {
+                            self.i += 1; // '}'
+                            return Ok(());
+                        }
+                    }
+                }
+            }
+            b'[' => {
+                self.i += 1;
+                self.ws();
+                if self.peek() == b']' {
+                    self.i += 1;
+                    return Ok(());
+                }
+                loop {
+                    self.value(depth - 1)?;
+                    self.ws();
+                    match self.peek() {
+                        b',' => {
+                            self.i += 1;
+                            self.ws();
+                        }
+                        _ => {
+                            self.i += 1; // ']'
+                            return Ok(());
+                        }
+                    }
+                }
+            }
+            b'"' => {
+                if self.string().2 {
+                    self.canonical = false;
+                }
+                Ok(())
+            }
+            b't' => {
+                self.i += 4;
+                Ok(())
+            }
+            b'f' => {
+                self.i += 5;
+                Ok(())
+            }
+            b'n' => {
+                self.i += 4;
+                Ok(())
+            }
+            _ => {
+                self.number();
+                Ok(())
+            }
+        }
+    }
+
+    /// Skips a string at `i` (on its opening quote). Returns the content's span, whether it holds
+    /// an escape serde_json would write differently (`\u…`, `\/`), and whether it holds any.
+    fn string(&mut self) -> (usize, usize, bool, bool) {
+        self.i += 1;
+        let start = self.i;
+        let (mut odd, mut any) = (false, false);
+        loop {
+            let rest = &self.s[self.i..];
+            let Some(pos) = rest.iter().position(|&b| b == b'"' || b == b'\\') else {
+                // Cannot happen for valid JSON; judge it non-canonical.
+                self.i = self.s.len();
+                return (start, self.i, true, true);
+            };
+            self.i += pos;
+            if self.s[self.i] == b'"' {
+                let end = self.i;
+                self.i += 1;
+                return (start, end, odd, any);
+            }
+            any = true;
+            match self.s.get(self.i + 1).copied().unwrap_or(0) {
+                // serde_json writes these short forms itself.
+                b'"' | b'\\' | b'b' | b'f' | b'n' | b'r' | b't' => self.i += 2,
+                b'u' => {
+                    odd = true;
+                    self.i += 6;
+                }
+                _ => {
+                    odd = true;
+                    self.i += 2;
+                }
+            }
+        }
+    }
+
+    fn number(&mut self) {
+        let start = self.i;
+        while matches!(self.peek(), b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9') {
+            self.i += 1;
+        }
+        let text = &self.s[start..self.i];
+        // Only integers that serde_json keeps as u64/i64 are written back as sent; "-0" becomes
+        // the float -0.0.
+        let ok = if text.iter().all(u8::is_ascii_digit) {
+            std::str::from_utf8(text).is_ok_and(|t| t.parse::<u64>().is_ok())
+        } else if text.first() == Some(&b'-') && text[1..].iter().all(u8::is_ascii_digit) {
+            text != b"-0" && std::str::from_utf8(text).is_ok_and(|t| t.parse::<i64>().is_ok())
+        } else {
+            false
+        };
+        if !ok {
+            self.canonical = false;
+        }
+    }
+}
+
+// === encoding helpers ===
+
+fn needs_escape(b: u8) -> bool {
+    b < 0x20 || b == b'"' || b == b'\\'
+}
+
+/// Length of `s` as a JSON string, quotes included (serde_json's escaping).
+fn escaped_len(s: &str) -> usize {
+    let mut n = s.len() + 2;
+    for &b in s.as_bytes() {
+        if needs_escape(b) {
+            n += match b {
+                b'"' | b'\\' | b'\x08' | b'\x0c' | b'\n' | b'\r' | b'\t' => 1,
+                _ => 5,
+            };
+        }
+    }
+    n
+}
+
+/// Appends `s` as a JSON string.
+fn push_string(out: &mut Vec<u8>, s: &str) {
+    if s.bytes().any(needs_escape) {
+        // Writing to a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, s);
+    } else {
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    }
+}
+
+fn json_string(s: &str) -> String {
+    let mut out = Vec::with_capacity(s.len() + 2);
+    push_string(&mut out, s);
+    // Built from a str and ASCII quotes/escapes.
+    String::from_utf8(out).unwrap_or_default()
+}
+
+fn push_object(out: &mut Vec<u8>, fields: &Fields<'_>) {
+    out.push(b'{');
+    for (i, (k, v)) in fields.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        push_string(out, &k.0);
+        out.push(b':');
+        out.extend_from_slice(v.as_str().as_bytes());
+    }
+    out.push(b'}');
+}
+
+fn key(s: &'static str) -> Str<'static> {
+    Str(Cow::Borrowed(s))
+}
+
+// === per request ===
+
+/// What the request contributes to each message, computed once per request.
+pub struct Request<'a> {
+    pub received_at: OffsetDateTime,
+    /// `receivedAt` as a JSON string.
+    received: String,
+    /// Batch-level `sentAt`: canonical text and parsed time.
+    sent_at: Option<(Json<'a>, OffsetDateTime)>,
+    batch_context: Fields<'a>,
+    /// The client address as written (`context.ip`), unless a trusted client sends its own.
+    client_ip: Option<IpAddr>,
+    client_ip_json: Option<String>,
+    /// The `User-Agent` header as a JSON string.
+    user_agent_json: Option<String>,
+    source_json: String,
+    keep_ip: bool,
+    trust_client_ip: bool,
+    /// The last agent judged by `is_bot` and the verdict: a batch's messages share one agent.
+    bot_memo: RefCell<Option<(String, bool)>>,
+    body: Body<'a>,
+}
+
+/// Inputs of `Request::new`, as the router has them.
+pub struct RequestInputs<'a> {
+    pub received_at: OffsetDateTime,
+    pub sent_at: Option<&'a RawValue>,
+    pub batch_context: Option<RawObject<'a>>,
+    pub client_ip: Option<IpAddr>,
+    pub user_agent: Option<&'a str>,
+    pub source: &'a str,
+    pub keep_ip: bool,
+    pub trust_client_ip: bool,
+    pub body: &'a [u8],
+}
+
+impl<'a> Request<'a> {
+    /// `sent_at`, when given, must already be known to be a valid timestamp string.
+    pub fn new(i: RequestInputs<'a>) -> Result<Self, BodyError> {
+        let body = Body::new(i.body);
+        let sent_at = match i.sent_at {
+            Some(raw) => {
+                let text = as_string(raw.get())?.ok_or(BodyError)?;
+                let t = parse_timestamp(&text).ok_or(BodyError)?;
+                Some((canon(raw.get(), &body)?, t))
+            }
+            None => None,
+        };
+        let batch_context = match i.batch_context {
+            Some(obj) => fields(obj, &body)?.0,
+            None => Fields::new(),
+        };
+        let shown = |ip: IpAddr| {
+            if i.keep_ip {
+                normalise(ip)
+            } else {
+                anonymise_ip(ip)
+            }
+        };
+        Ok(Self {
+            received_at: i.received_at,
+            received: json_string(&format_rfc3339_ms(i.received_at).unwrap_or_default()),
+            sent_at,
+            batch_context,
+            client_ip: i.client_ip,
+            client_ip_json: i.client_ip.map(|ip| json_string(&shown(ip).to_string())),
+            user_agent_json: i.user_agent.map(json_string),
+            source_json: json_string(i.source),
+            keep_ip: i.keep_ip,
+            trust_client_ip: i.trust_client_ip,
+            bot_memo: RefCell::new(None),
+            body,
+        })
+    }
+
+    fn is_bot(&self, ua: &str) -> bool {
+        if let Some((last, verdict)) = &*self.bot_memo.borrow() {
+            if last == ua {
+                return *verdict;
+            }
+        }
+        let verdict = is_bot(ua);
+        *self.bot_memo.borrow_mut() = Some((ua.to_owned(), verdict));
+        verdict
+    }
+
+    /// The reference parser's verdict on the whole body (for `BodyError` callers).
+    pub fn body_ok(&self) -> bool {
+        self.body.check().is_ok()
+    }
+}
+
+fn normalise(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// One accepted message's line.
+#[derive(Debug)]
+pub struct Encoded {
+    pub message_id: String,
+    pub line: Vec<u8>,
+    /// `context.bot` is `true` in the line.
+    pub bot: bool,
+}
+
+/// A raw batch element: an object's top level, or a rejection when it is not an object.
+pub fn message_object(raw: &RawValue) -> Result<Result<RawObject<'_>, RuleViolation>, BodyError> {
+    if !raw.get().starts_with('{') {
+        return Ok(Err(RuleViolation::new(
+            "",
+            "type",
+            "message must be a JSON object",
+        )));
+    }
+    parse_object(raw.get()).map(Ok)
+}
+
+/// Validates, enriches and encodes one message; the same rules, in the same order, as
+/// `validate::validate_message` followed by `enrich::enrich`.
+pub fn process<'a>(
+    obj: RawObject<'a>,
+    implied: Option<MessageType>,
+    max_message_bytes: usize,
+    req: &Request<'a>,
+) -> Result<Result<Encoded, RuleViolation>, BodyError> {
+    let mut size = 2 + obj.len().saturating_sub(1);
+    let mut msg = Fields::new();
+    let mut context = None;
+    for (k, v) in obj {
+        let text = if k.0 == "context" && v.get().starts_with('{') {
+            // Expanded one level: enrichment adds to it, and its values are copied through.
+            let (c, c_size) = fields(parse_object(v.get())?, &req.body)?;
+            size += escaped_len(&k.0) + 1 + c_size;
+            context = Some(c);
+            msg.insert(k, Json::Raw("{}")); // stands for it during validation
+            continue;
+        } else {
+            canon(v.get(), &req.body)?
+        };
+        size += escaped_len(&k.0) + 1 + text.as_str().len();
+        msg.insert(k, text);
+    }
+    if size > max_message_bytes {
+        return Ok(Err(RuleViolation::new(
+            "",
+            "max_size",
+            format!("message is {size} bytes, more than the {max_message_bytes} allowed"),
+        )));
+    }
+    match validate(&mut msg, implied)? {
+        Ok(times) => Ok(Ok(enrich(msg, context.unwrap_or_default(), times, req)?)),
+        Err(v) => Ok(Err(v)),
+    }
+}
+
+/// Parsed client clocks, kept from validation for enrichment.
+#[derive(Default)]
+struct Times {
+    timestamp: Option<OffsetDateTime>,
+    original: Option<OffsetDateTime>,
+    sent_at: Option<OffsetDateTime>,
+}
+
+/// First byte of a canonical value: its JSON type.
+fn kind(v: Option<&Json<'_>>) -> Option<u8> {
+    v.map(|j| j.as_str().as_bytes().first().copied().unwrap_or(0))
+}
+
+fn is_null(v: Option<&Json<'_>>) -> bool {
+    matches!(kind(v), None | Some(b'n'))
+}
+
+fn string_of<'j>(v: Option<&'j Json<'_>>) -> Result<Option<Cow<'j, str>>, BodyError> {
+    match v {
+        Some(j) => as_string(j.as_str()),
+        None => Ok(None),
+    }
+}
+
+fn validate(
+    msg: &mut Fields<'_>,
+    implied: Option<MessageType>,
+) -> Result<Result<Times, RuleViolation>, BodyError> {
+    let type_field = msg.get(&key("type"));
+    let kind_ = match (is_null(type_field), implied) {
+        (true, Some(t)) => {
+            msg.insert(key("type"), Json::Owned(json_string(t.as_str())));
+            t
+        }
+        (true, None) => {
+            return Ok(Err(RuleViolation::new(
+                "type",
+                "required",
+                "type is required",
+            )))
+        }
+        (false, _) => match string_of(type_field)? {
+            Some(s) => {
+                let Some(t) = MessageType::parse(&s) else {
+                    return Ok(Err(RuleViolation::new(
+                        "type",
+                        "enum",
+                        format!("type must be one of track, identify, page, screen, group, alias; got {s:?}"),
+                    )));
+                };
+                if let Some(expected) = implied.filter(|e| *e != t) {
+                    return Ok(Err(RuleViolation::new(
+                        "type",
+                        "enum",
+                        format!("type {s:?} sent to /v1/{}", expected.as_str()),
+                    )));
+                }
+                t
+            }
+            None => {
+                return Ok(Err(RuleViolation::new(
+                    "type",
+                    "type",
+                    "type must be a string",
+                )))
+            }
+        },
+    };
+
+    let mut has_id = false;
+    for field in ["userId", "anonymousId"] {
+        let v = msg.get(&key(field));
+        if is_null(v) {
+            continue;
+        }
+        match string_of(v)? {
+            Some(s) => has_id |= !s.is_empty(),
+            None => {
+                return Ok(Err(RuleViolation::new(
+                    field,
+                    "type",
+                    format!("{field} must be a string"),
+                )))
+            }
+        }
+    }
+    if !has_id {
+        return Ok(Err(RuleViolation::new(
+            "userId",
+            "required",
+            "userId or anonymousId is required",
+        )));
+    }
+
+    let id = msg.get(&key("messageId"));
+    if !is_null(id) {
+        match string_of(id)? {
+            Some(s) if s.chars().count() > MAX_MESSAGE_ID_CHARS => {
+                return Ok(Err(RuleViolation::new(
+                    "messageId",
+                    "max_length",
+                    format!("messageId is longer than {MAX_MESSAGE_ID_CHARS} characters"),
+                )))
+            }
+            Some(_) => {}
+            None => {
+                return Ok(Err(RuleViolation::new(
+                    "messageId",
+                    "type",
+                    "messageId must be a string",
+                )))
+            }
+        }
+    }
+
+    let (field, required) = match kind_ {
+        MessageType::Track => ("event", true),
+        MessageType::Alias => ("previousId", true),
+        MessageType::Group => ("groupId", true),
+        MessageType::Page | MessageType::Screen => ("name", false),
+        MessageType::Identify => ("", false),
+    };
+    if !field.is_empty() {
+        let v = msg.get(&key(field));
+        match string_of(v)? {
+            Some(s) if !s.is_empty() || !required => {}
+            Some(_) => {
+                return Ok(Err(RuleViolation::new(
+                    field,
+                    "required",
+                    format!("{field} is required"),
+                )))
+            }
+            None if is_null(v) && required => {
+                return Ok(Err(RuleViolation::new(
+                    field,
+                    "required",
+                    format!("{field} is required"),
+                )))
+            }
+            None if is_null(v) => {}
+            None => {
+                return Ok(Err(RuleViolation::new(
+                    field,
+                    "type",
+                    format!("{field} must be a string"),
+                )))
+            }
+        }
+    }
+
+    let mut times = Times::default();
+    for field in ["timestamp", "originalTimestamp", "sentAt"] {
+        let v = msg.get(&key(field));
+        if is_null(v) {
+            continue;
+        }
+        let Some(s) = string_of(v)? else {
+            return Ok(Err(RuleViolation::new(
+                field,
+                "type",
+                format!("{field} must be an ISO-8601 string"),
+            )));
+        };
+        let Some(t) = parse_timestamp(&s) else {
+            return Ok(Err(RuleViolation::new(
+                field,
+                "format",
+                format!("{field} must be an ISO-8601 date-time with an offset, got {s:?}"),
+            )));
+        };
+        match field {
+            "timestamp" => times.timestamp = Some(t),
+            "originalTimestamp" => times.original = Some(t),
+            _ => times.sent_at = Some(t),
+        }
+    }
+    for field in ["context", "properties", "traits", "integrations"] {
+        if !matches!(kind(msg.get(&key(field))), None | Some(b'n') | Some(b'{')) {
+            return Ok(Err(RuleViolation::new(
+                field,
+                "type",
+                format!("{field} must be an object"),
+            )));
+        }
+    }
+    Ok(Ok(times))
+}
+
+fn enrich<'a>(
+    mut msg: Fields<'a>,
+    mut context: Fields<'a>,
+    times: Times,
+    req: &Request<'a>,
+) -> Result<Encoded, BodyError> {
+    msg.remove(&key("writeKey"));
+    msg.remove(&key("context"));
+
+    // --- context: batch merge, ip, userAgent, bot ---
+    for (k, v) in &req.batch_context {
+        if !context.contains_key(k) {
+            context.insert(k.clone(), v.clone());
+        }
+    }
+    let supplied_ip = if req.trust_client_ip {
+        string_of(context.get(&key("ip")))?.and_then(|s| s.parse::<IpAddr>().ok())
+    } else {
+        None
+    };
+    match (supplied_ip, &req.client_ip_json) {
+        (Some(ip), _) => {
+            let ip = if req.keep_ip {
+                normalise(ip)
+            } else {
+                anonymise_ip(ip)
+            };
+            context.insert(key("ip"), Json::Owned(json_string(&ip.to_string())));
+        }
+        (None, Some(text)) => {
+            context.insert(key("ip"), Json::Owned(text.clone()));
+        }
+        (None, None) => {
+            debug_assert!(req.client_ip.is_none());
+            context.remove(&key("ip"));
+        }
+    }
+    let has_ua = matches!(string_of(context.get(&key("userAgent")))?, Some(s) if !s.is_empty());
+    if let (false, Some(ua)) = (has_ua, &req.user_agent_json) {
+        context.insert(key("userAgent"), Json::Owned(ua.clone()));
+    }
+    if let Some(ua) = string_of(context.get(&key("userAgent")))? {
+        if req.is_bot(&ua) {
+            context.insert(key("bot"), Json::Raw("true"));
+        }
+    }
+    let bot = context
+        .get(&key("bot"))
+        .is_some_and(|b| b.as_str() == "true");
+    let mut context_text = Vec::with_capacity(256);
+    push_object(&mut context_text, &context);
+    drop(context);
+    msg.insert(
+        key("context"),
+        Json::Owned(String::from_utf8(context_text).map_err(|_| BodyError)?),
+    );
+
+    // --- clocks ---
+    let msg_sent_at = msg
+        .get(&key("sentAt"))
+        .filter(|j| j.as_str().starts_with('"'))
+        .cloned();
+    let sent_at: Option<(Json<'a>, Option<OffsetDateTime>)> = match msg_sent_at {
+        Some(j) => Some((j, times.sent_at)),
+        None => req.sent_at.as_ref().map(|(j, t)| (j.clone(), Some(*t))),
+    };
+    // The client's own time: `timestamp`, else `originalTimestamp` (first that is a string).
+    let client_ts = ["timestamp", "originalTimestamp"].iter().find_map(|f| {
+        msg.get(&key(f))
+            .filter(|j| j.as_str().starts_with('"'))
+            .map(|j| {
+                let t = if *f == "timestamp" {
+                    times.timestamp
+                } else {
+                    times.original
+                };
+                (j.clone(), t)
+            })
+    });
+    match (client_ts, sent_at.as_ref().and_then(|(_, t)| *t)) {
+        (Some((raw, Some(ts))), Some(sent)) => {
+            let corrected = (sent - ts)
+                .checked_neg()
+                .and_then(|skewed| req.received_at.checked_add(skewed))
+                .and_then(format_rfc3339_ms);
+            msg.insert(key("originalTimestamp"), raw.clone());
+            let ts = match corrected {
+                Some(c) => Json::Owned(json_string(&c)),
+                None => raw,
+            };
+            msg.insert(key("timestamp"), ts);
+        }
+        (Some((raw, _)), _) => {
+            msg.insert(key("timestamp"), raw);
+        }
+        (None, _) => {
+            msg.insert(key("timestamp"), Json::Owned(req.received.clone()));
+        }
+    }
+    if let Some((j, _)) = sent_at {
+        msg.insert(key("sentAt"), j);
+    }
+    msg.insert(key("receivedAt"), Json::Owned(req.received.clone()));
+
+    // --- identity ---
+    let message_id = match string_of(msg.get(&key("messageId")))? {
+        Some(s) if !s.is_empty() => s.into_owned(),
+        _ => {
+            let id = uuid::Uuid::new_v4().to_string();
+            msg.insert(key("messageId"), Json::Owned(json_string(&id)));
+            id
+        }
+    };
+    msg.insert(key("source"), Json::Owned(req.source_json.clone()));
+
+    let mut line = Vec::with_capacity(
+        msg.iter()
+            .map(|(k, v)| k.0.len() + v.as_str().len() + 4)
+            .sum::<usize>()
+            + 2,
+    );
+    push_object(&mut line, &msg);
+    line.push(b'\n');
+    Ok(Encoded {
+        message_id,
+        line,
+        bot,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    //! The line pipeline against the reference (`validate_message` + `enrich` + serde_json).
+    use super::*;
+    use crate::enrich::RequestContext;
+    use crate::validate::validate_message;
+    use proptest::prelude::*;
+    use serde_json::Value;
+    use time::macros::datetime;
+
+    const SOURCE: &str = "web";
+
+    struct Opts {
+        implied: Option<MessageType>,
+        max: usize,
+        keep_ip: bool,
+        trust: bool,
+        ua: Option<&'static str>,
+    }
+
+    const DEFAULT: Opts = Opts {
+        implied: None,
+        max: 32 * 1024,
+        keep_ip: false,
+        trust: false,
+        ua: Some("Mozilla/5.0 (X11; Linux x86_64) Chrome/126.0 Safari/537.36"),
+    };
+
+    /// `body` is a `/v1/batch` body (implied None) or a single message. Returns per message
+    /// `Ok(line)` or `Err((field, rule, message))`, or `None` when the body is not usable.
+    type Out = Option<Vec<Result<Value, (String, String, String)>>>;
+
+    fn strip_generated(mut v: Value, had_id: bool) -> Value {
+        if !had_id {
+            v.as_object_mut().unwrap().remove("messageId");
+        }
+        v
+    }
+
+    fn reference(body: &str, o: &Opts) -> Out {
+        let Ok(Value::Object(mut top)) = serde_json::from_str::<Value>(body) else {
+            return None;
+        };
+        top.remove("writeKey");
+        let received = datetime!(2024-05-01 12:00:00.250 UTC);
+        let (messages, context, sent_at) = if o.implied.is_none() {
+            let Some(Value::Array(b)) = top.remove("batch") else {
+                return None;
+            };
+            let c = match top.remove("context") {
+                Some(Value::Object(c)) => Some(c),
+                None | Some(Value::Null) => None,
+                _ => return None,
+            };
+            let s = match top.remove("sentAt") {
+                Some(Value::String(s)) if parse_timestamp(&s).is_some() => Some(s),
+                None | Some(Value::Null) => None,
+                _ => return None,
+            };
+            (b, c, s)
+        } else {
+            (vec![Value::Object(top)], None, None)
+        };
+        let ctx = RequestContext {
+            received_at: received,
+            sent_at: sent_at.as_deref(),
+            batch_context: context.as_ref(),
+            client_ip: Some("203.0.113.77".parse().unwrap()),
+            user_agent: o.ua,
+            source: SOURCE,
+            keep_ip: o.keep_ip,
+            trust_client_ip: o.trust,
+        };
+        Some(
+            messages
+                .into_iter()
+                .map(|m| {
+                    let had_id =
+                        matches!(m.get("messageId"), Some(Value::String(s)) if !s.is_empty());
+                    match validate_message(m, o.implied, o.max) {
+                        Ok(mut msg) => {
+                            crate::enrich::enrich(&mut msg, &ctx);
+                            let mut bytes = serde_json::to_vec(&Value::Object(msg)).unwrap();
+                            bytes.push(b'\n');
+                            let v: Value = serde_json::from_slice(&bytes).unwrap();
+                            // Byte-level identity is checked by `fast` against this text.
+                            Ok(strip_generated(
+                                Value::String(String::from_utf8(bytes).unwrap()),
+                                true,
+                            ))
+                            .map(|s| (s, v, had_id))
+                            .map(|(s, v, had_id)| {
+                                if had_id {
+                                    s
+                                } else {
+                                    strip_generated(v, false)
+                                }
+                            })
+                        }
+                        Err(v) => Err((v.field.to_owned(), v.rule.to_owned(), v.message)),
+                    }
+                })
+                .collect(),
+        )
+    }
+
+    fn fast(body: &str, o: &Opts) -> Out {
+        let mut top = parse_object(body).ok()?;
+        let field = |n: &'static str| Str(Cow::Borrowed(n));
+        top.remove(&field("writeKey"));
+        let received = datetime!(2024-05-01 12:00:00.250 UTC);
+        let (items, context, sent_at) = if o.implied.is_none() {
+            let b = parse_array(top.remove(&field("batch"))?).ok()??;
+            let c = match top.remove(&field("context")) {
+                Some(r) if r.get().starts_with('{') => Some(parse_object(r.get()).ok()?),
+                None => None,
+                Some(r) if r.get() == "null" => None,
+                _ => return None,
+            };
+            let s = match top.remove(&field("sentAt")) {
+                None => None,
+                Some(r) if r.get() == "null" => None,
+                Some(r) => match as_string(r.get()).ok()? {
+                    Some(s) if parse_timestamp(&s).is_some() => Some(r),
+                    _ => return None,
+                },
+            };
+            let items: Vec<_> = b
+                .into_iter()
+                .map(message_object)
+                .collect::<Result<_, _>>()
+                .ok()?;
+            (items, c, s)
+        } else {
+            (vec![Ok(top)], None, None)
+        };
+        let req = Request::new(RequestInputs {
+            received_at: received,
+            sent_at,
+            batch_context: context,
+            client_ip: Some("203.0.113.77".parse().unwrap()),
+            user_agent: o.ua,
+            source: SOURCE,
+            keep_ip: o.keep_ip,
+            trust_client_ip: o.trust,
+            body: body.as_bytes(),
+        })
+        .ok()?;
+        let mut out = Vec::new();
+        for item in items {
+            let r = match item {
+                Ok(m) => process(m, o.implied, o.max, &req).ok()?,
+                Err(v) => Err(v),
+            };
+            out.push(match r {
+                Ok(e) => {
+                    let v: Value = serde_json::from_slice(&e.line).unwrap();
+                    assert_eq!(v["messageId"], Value::String(e.message_id.clone()));
+                    assert_eq!(e.bot, v["context"]["bot"] == Value::Bool(true));
+                    let had_id = body.contains(&format!("\"{}\"", e.message_id));
+                    if had_id {
+                        Ok(Value::String(String::from_utf8(e.line).unwrap()))
+                    } else {
+                        Ok(strip_generated(v, false))
+                    }
+                }
+                Err(v) => Err((v.field.to_owned(), v.rule.to_owned(), v.message)),
+            });
+        }
+        Some(out)
+    }
+
+    fn same(body: &str, o: &Opts) {
+        let r = reference(body, o);
+        let f = fast(body, o);
+        // The fast path may refuse a body only where the reference refuses it too.
+        assert_eq!(f, r, "body: {body}");
+    }
+
+    fn wrap(messages: &[&str]) -> String {
+        format!(
+            r#"{{"batch":[{}],"sentAt":"2024-05-01T10:00:10.000Z","writeKey":"dev","context":{{"library":{{"name":"footfall","version":"0.1.0"}},"userAgent":"Mozilla/5.0 Chrome/156","screen":{{"width":1920,"height":1080,"density":1}}}}}}"#,
+            messages.join(",")
+        )
+    }
+
+    #[test]
+    fn hand_picked_messages_match_the_reference() {
+        let cases = [
+            r#"{"type":"track","event":"evt","properties":{"i":1},"anonymousId":"a","messageId":"m1","timestamp":"2024-05-01T10:00:00.000Z","context":{"page":{"path":"/","referrer":"","search":"","title":"T","url":"http://x/"},"sessionId":"s"}}"#,
+            r#"{ "type" : "track", "event":"e\n\"q\"\\", "userId":"u", "messageId":"m2",
+                "properties": { "b": 1, "a": [1, 2.5, -0, 1e2, 18446744073709551616123, -9223372036854775808], "c": "\u00e9\/" } }"#,
+            r#"{"type":"alias","type":"track","event":"Dup","userId":"u","messageId":"x","messageId":"m3"}"#,
+            r#"{"type":"identify","userId":"u","messageId":"m4","traits":{"k":{"z":1,"z":2}},"context":{"ip":"198.51.100.20","userAgent":"Googlebot/2.1"}}"#,
+            r#"{"type":"page","anonymousId":"a","messageId":"m5","name":null,"sentAt":"2024-05-01T10:00:11Z","originalTimestamp":"2024-05-01T11:00:00+01:00"}"#,
+            r#"{"type":"track","event":"e","userId":"u","messageId":"m6","context":null,"bot":true}"#,
+            r#"{"type":"track","event":"e","userId":"u","messageId":"m7","context":{"bot":true,"userAgent":""}}"#,
+            r#"{"type":"track","event":"e","userId":"u","messageId":"m8","context":"x"}"#,
+            r#"{"type":"track","event":"e","userId":"u","GENERATED":1}"#,
+            r#"{"type":"track","event":"e","userId":"u","messageId":""}"#,
+            r#"{"type":"track","event":"","userId":"u"}"#,
+            r#"{"type":"track","event":7,"userId":"u"}"#,
+            r#"{"type":"track","event":"e","userId":7}"#,
+            r#"{"type":"track","event":"e","userId":"","anonymousId":null}"#,
+            r#"{"type":"nope","userId":"u"}"#,
+            r#"{"type":5,"userId":"u"}"#,
+            r#"{"userId":"u"}"#,
+            r#"{"type":"group","userId":"u"}"#,
+            r#"{"type":"screen","userId":"u","name":5}"#,
+            r#"{"type":"track","event":"e","userId":"u","timestamp":"yesterday"}"#,
+            r#"{"type":"track","event":"e","userId":"u","timestamp":5}"#,
+            r#"{"type":"track","event":"e","userId":"u","messageId":5}"#,
+            r#"{"type":"track","event":"e","userId":"u","properties":[]}"#,
+            r#"{"type":"track","event":"e","userId":"u","writeKey":"secret","messageId":"m9"}"#,
+            r#"{"type":"track","event":"e","userId":"u","messageId":"m10","timestamp":"9999-12-31T23:59:59Z"}"#,
+            r#"{"type":"track","event":"e","userId":"u","messageId":"m11","timestamp":"0001-01-01T00:00:00Z","sentAt":"9999-12-31T23:59:59Z"}"#,
+            r#"{"type":"track","event":"e","userId":"u","messageId":"m12","context":{"userAgent":"x","library":{"name":"mine"}}}"#,
+            r#"{"type":"track","event":"e","userId":"u","messageId":"m13","key\u0041":1,"a\nb":2}"#,
+            r#"[1]"#,
+            r#""str""#,
+        ];
+        for c in cases {
+            same(&wrap(&[c]), &DEFAULT);
+            let mut o = DEFAULT;
+            o.trust = true;
+            o.keep_ip = true;
+            o.ua = None;
+            same(&wrap(&[c]), &o);
+            if c.starts_with('{') {
+                for t in MessageType::ALL {
+                    let mut o = DEFAULT;
+                    o.implied = Some(t);
+                    same(c, &o);
+                }
+            }
+        }
+        let mut o = DEFAULT;
+        o.max = 120;
+        for c in cases {
+            same(&wrap(&[c]), &o);
+        }
+        // Deep nesting: within serde_json's limit, and past it (no line either way).
+        let deep = |n: usize| {
+            format!(
+                r#"{{"type":"track","event":"e","userId":"u","messageId":"d","properties":{{"p":{}1{}}}}}"#,
+                "[".repeat(n),
+                "]".repeat(n)
+            )
+        };
+        same(&wrap(&[&deep(50)]), &DEFAULT);
+        same(&wrap(&[&deep(110)]), &DEFAULT);
+        same(&wrap(&[&deep(200)]), &DEFAULT);
+        same(&wrap(&[&deep(5000)]), &DEFAULT);
+        // Out-of-range number and a lone surrogate inside a message.
+        same(
+            &wrap(&[r#"{"type":"track","event":"e","userId":"u","properties":{"n":1e999}}"#]),
+            &DEFAULT,
+        );
+        same(
+            &wrap(&[r#"{"type":"track","event":"e","userId":"u","properties":{"s":"\ud800"}}"#]),
+            &DEFAULT,
+        );
+    }
+
+    /// JSON text with random key order, duplicates, whitespace and escapes.
+    fn arb_json(depth: u32) -> BoxedStrategy<String> {
+        let leaf = prop_oneof![
+            Just("null".to_owned()),
+            Just("true".to_owned()),
+            any::<i64>().prop_map(|n| n.to_string()),
+            any::<u64>().prop_map(|n| n.to_string()),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(|f| f.to_string()),
+            prop::sample::select(vec!["-0", "1e2", "0.5", "99999999999999999999", "1E-3"])
+                .prop_map(str::to_owned),
+            "[a-z\"\\\\/\n\té€😀]{0,6}".prop_map(|s| serde_json::to_string(&s).unwrap()),
+            prop::sample::select(vec![r#""\u00e9""#, r#""\/""#, r#""\u001f""#, r#""a\tb""#])
+                .prop_map(str::to_owned),
+        ];
+        leaf.prop_recursive(depth, 24, 5, |inner| {
+            let ws = prop::sample::select(vec!["", "", "", " ", "\n  "]);
+            prop_oneof![
+                (prop::collection::vec(inner.clone(), 0..4), ws.clone())
+                    .prop_map(|(v, w)| format!("[{w}{}]", v.join(&format!(",{w}")))),
+                (
+                    prop::collection::vec(
+                        (
+                            prop::sample::select(vec!["a", "b", "c", "z", "é", "a\\u0062"]),
+                            inner
+                        ),
+                        0..4
+                    ),
+                    ws
+                )
+                    .prop_map(|(v, w)| {
+                        let parts: Vec<String> = v
+                            .iter()
+                            .map(|(k, x)| format!("\"{k}\"{w}:{w}{x}"))
+                            .collect();
+                        format!("{{{}}}", parts.join(","))
+                    }),
+            ]
+        })
+        .boxed()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(400))]
+        #[test]
+        fn random_messages_match_the_reference(
+            props in arb_json(3),
+            ctx in arb_json(2),
+            ty in prop::sample::select(vec!["track", "identify", "page", "group", "alias"]),
+            ts in prop::sample::select(vec!["", r#","timestamp":"2024-05-01T10:00:00.000Z""#, r#","originalTimestamp":"2024-05-01T10:00:00Z""#, r#","timestamp":null"#]),
+            extra in arb_json(1),
+            max in prop::sample::select(vec![32 * 1024, 200, 400]),
+        ) {
+            let msg = format!(
+                r#"{{"type":"{ty}","event":"e","userId":"u","groupId":"g","previousId":"p","messageId":"r"{ts},"properties":{props},"context":{ctx},"x":{extra}}}"#
+            );
+            let mut o = DEFAULT;
+            o.max = max;
+            same(&wrap(&[&msg]), &o);
+            let msg2 = format!(r#"{{"type":"{ty}","event":"e","userId":"u","messageId":"r2","x":{extra},"context":{{"page":{props},"screen":{ctx}}}}}"#);
+            same(&wrap(&[&msg2]), &o);
+        }
+    }
+}
