@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: setup demo test lint unit wasm-test sdk npm ingest e2e bench size
+.PHONY: setup demo test lint unit wasm-test sdk npm ingest e2e fuzz bench size
 
 setup:
 	@bash scripts/setup.sh
@@ -13,7 +13,7 @@ demo: setup
 	@bash scripts/demo.sh
 
 ## Every test: formatting, lints, native unit + integration tests, browser tests, end-to-end tests.
-test: setup lint unit wasm-test sdk npm ingest e2e
+test: setup lint unit wasm-test sdk npm ingest e2e fuzz
 
 lint:
 	cargo fmt --all -- --check
@@ -37,6 +37,10 @@ ingest:
 
 e2e: ingest
 	cd tests && node --test --test-concurrency=1 *.test.mjs
+
+## Short fuzzing run of every cargo-fuzz target (~15 s each); long runs: see scripts/fuzz-smoke.sh.
+fuzz:
+	FUZZ_SECONDS=15 bash scripts/fuzz-smoke.sh
 
 bench: setup
 	bash scripts/bench.sh
