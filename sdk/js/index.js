@@ -37,13 +37,14 @@ function payload(v, what) {
   return json(v);
 }
 
+// Warnings by code (core/machine.rs WARN_*), printed with `debug`.
 const WARNINGS = [
   '',
-  'event dropped: larger than 30 KB',
-  'storage failed; ids kept in memory',
-  'queue too large for localStorage; kept the newest part',
-  'the ingest refused the write key or origin (401/403); batch dropped',
-  'the ingest rejected a batch for good; not resent',
+  'event over 30 KB dropped',
+  'storage failed; ids in memory',
+  'queue over quota; kept the newest part',
+  'write key or origin refused (401/403); batch dropped',
+  'batch rejected for good',
   'send failed; will retry',
   'sendBeacon refused; events stay queued',
 ];
@@ -69,7 +70,27 @@ async function create(options) {
       }
     };
   let b; // the bridge, once instantiated
-  const cmd = (op, arg = 0) => b.x.ff_cmd(op, arg);
+  // Calls not yet handed to the wasm: [kind, name, body, ts, ctx, skip, at, page].
+  let calls = [];
+  let scheduled = false;
+  const drain = () => {
+    scheduled = false;
+    // Inside a wasm call (a page callback re-entering us): the calls wait for the next drain.
+    if (!b.x.ff_buf(0)) return;
+    while (calls.length) {
+      const q = calls;
+      calls = [];
+      for (const e of q) {
+        try {
+          const m = b.put(e[7] ? [e[1], e[2], e[4], ...e[7]] : [e[1], e[2], e[4]]);
+          if (m >= 0) b.x.ff_event(m, e[0], e[3], e[5], e[6]);
+        } catch (err) {
+          warn(err);
+        }
+      }
+    }
+  };
+  const cmd = (op, arg = 0) => (drain(), b.x.ff_cmd(op, arg));
   const env = {
     now: Date.now,
     rand: safe((p, n) => fillRandom(b.view().subarray(p, p + n))),
@@ -83,6 +104,7 @@ async function create(options) {
     send: safe(
       (p, n, keepalive) =>
         +post(c.url, b.str(p, n), keepalive, (status, ra, dateMs) => {
+          drain();
           const m = b.put([ra]);
           if (m >= 0) b.x.ff_answer(m, status, dateMs);
         }),
@@ -125,15 +147,19 @@ async function create(options) {
   };
   const nav = (force) =>
     guard(() => {
+      drain();
       const m = b.put(page());
       if (m >= 0) x.ff_nav(m, force);
     });
-  // Internal track (autocapture): properties already serialized.
-  const event = (kind, name, body, ts, ctx, skip) =>
-    guard(() => {
-      const m = b.put(kind === 1 ? [name, body, ctx, ...page()] : [name, body, ctx]);
-      if (m >= 0) x.ff_event(m, kind, ts, skip);
-    });
+  // Notes a call (an explicit page() reads the page now: its title may change later).
+  const event = (kind, name, body, ts, ctx, skip) => {
+    calls.push([kind, name, body, ts, ctx, skip, Date.now(), kind === 1 && page()]);
+    if (calls.length >= c.maxQueue) guard(drain);
+    else if (!scheduled) {
+      scheduled = true;
+      queueMicrotask(drain);
+    }
+  };
   if (!disabled) {
     // One listener for every page event we need.
     const on = (e) =>

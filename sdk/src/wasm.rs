@@ -196,9 +196,10 @@ pub extern "C" fn ff_adopt(n: usize, now: f64) -> u32 {
 
 /// track (0), page (1), identify (2). Strings: name, properties/traits JSON, options.context
 /// JSON (or ""), then for page the page fields. `ts`: options.timestamp in ms, or NaN.
-/// `skip` bits: page, campaign, sessionId, sessionStart present in options.context.
+/// `skip` bits: page, campaign, sessionId, sessionStart present in options.context. `at`: when
+/// the page made the call (ms).
 #[no_mangle]
-pub extern "C" fn ff_event(n: usize, kind: u32, ts: f64, skip: u32) {
+pub extern "C" fn ff_event(n: usize, kind: u32, ts: f64, skip: u32, at: f64) {
     with(n, |m, s| {
         let Some(m) = m else { return };
         let kind = match kind {
@@ -216,8 +217,8 @@ pub extern "C" fn ff_event(n: usize, kind: u32, ts: f64, skip: u32) {
             session_id: skip & 4 != 0,
             session_start: skip & 8 != 0,
         };
-        let ts = (ts.is_finite() && ts >= 0.0).then_some(ts as u64);
-        m.enqueue(kind, s[0], s[1], ts, s[2], skip);
+        let ms = |t: f64| (t.is_finite() && t >= 0.0).then_some(t as u64);
+        m.enqueue(kind, s[0], s[1], ms(ts), s[2], skip, ms(at));
     })
 }
 

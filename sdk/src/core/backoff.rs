@@ -55,7 +55,7 @@ pub fn delay_ms(attempt: u32, random: u32, retry_after_ms: Option<u64>) -> u64 {
 
 /// Parses a `Retry-After` given in seconds (`"120"`); the HTTP-date form is left to the caller.
 pub fn parse_retry_after_seconds(v: &str) -> Option<u64> {
-    super::json::parse_u64(v.trim()).map(|s| s.saturating_mul(1000))
+    super::json::parse_u64(v.trim_ascii()).map(|s| s.saturating_mul(1000))
 }
 
 /// Retry state of the queue: consecutive failures and the time before which we must not send.

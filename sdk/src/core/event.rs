@@ -144,11 +144,11 @@ pub fn build(m: &Message) -> String {
 
 /// The members of a JSON object text (`{"a":1}` → `"a":1`), or "" when it is not an object.
 pub fn object_inner(obj: &str) -> &str {
-    let t = obj.trim();
+    let t = obj.trim_ascii();
     t.strip_prefix('{')
         .and_then(|t| t.strip_suffix('}'))
         .unwrap_or("")
-        .trim()
+        .trim_ascii()
 }
 
 /// Page-independent context, serialized once at start and sent at batch level.

@@ -91,7 +91,31 @@ pub fn parse_u64(s: &str) -> Option<u64> {
 /// True when `s` looks like one JSON object as produced by `JSON.stringify` or by us: starts with
 /// `{`, ends with `}` and holds no raw newline. A cheap shape check for data read back from storage.
 pub fn looks_like_object(s: &str) -> bool {
-    s.len() >= 2 && s.starts_with('{') && s.ends_with('}') && !s.contains('\n')
+    let b = s.as_bytes();
+    b.len() >= 2 && b[0] == b'{' && b[b.len() - 1] == b'}' && !b.contains(&b'\n')
+}
+
+/// `s` split at the ASCII byte `sep`, into at most `n` pieces (the last one holds the rest, as
+/// `str::splitn`). Cutting at an ASCII byte always leaves valid UTF-8 pieces. Byte-level
+/// helpers like this one (and `str::trim_ascii`) keep core's `char` pattern machinery (memchr,
+/// char searchers, Unicode whitespace: ~1.5 KB of wasm) out of the binary.
+pub fn split(s: &str, sep: u8, n: usize) -> impl Iterator<Item = &str> {
+    let mut rest = Some(s);
+    let mut left = n;
+    core::iter::from_fn(move || {
+        let r = rest?;
+        left = left.saturating_sub(1);
+        match r.bytes().position(|b| b == sep).filter(|_| left > 0) {
+            Some(i) => {
+                rest = r.get(i + 1..);
+                r.get(..i)
+            }
+            None => {
+                rest = None;
+                Some(r)
+            }
+        }
+    })
 }
 
 #[cfg(all(test, not(target_arch = "wasm32")))]
@@ -102,6 +126,19 @@ mod tests {
         let mut o = String::new();
         push_str(&mut o, s);
         o
+    }
+
+    #[test]
+    fn byte_split_matches_str_splitn() {
+        for s in ["", "a", "a|b", "|a||b|", "é|ü|☃", "x|y|z|w"] {
+            for n in 1..5 {
+                let ours: Vec<&str> = split(s, b'|', n).collect();
+                let std: Vec<&str> = s.splitn(n, '|').collect();
+                assert_eq!(ours, std, "{s:?} {n}");
+            }
+            let all: Vec<&str> = split(s, b'|', usize::MAX).collect();
+            assert_eq!(all, s.split('|').collect::<Vec<_>>());
+        }
     }
 
     #[test]

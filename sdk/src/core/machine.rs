@@ -218,7 +218,7 @@ impl<H: Host> Machine<H> {
         }
         let adopted = !self.queue.is_empty();
         if self.cfg.pageviews {
-            self.enqueue(Kind::Page, "", "{}", None, "", Skip::default());
+            self.enqueue(Kind::Page, "", "{}", None, "", Skip::default(), None);
         }
         self.schedule_task_end();
         self.maybe_send(adopted, false);
@@ -253,12 +253,15 @@ impl<H: Host> Machine<H> {
             return;
         }
         if self.cfg.pageviews {
-            self.enqueue(Kind::Page, "", "{}", None, "", Skip::default());
+            self.enqueue(Kind::Page, "", "{}", None, "", Skip::default(), None);
         }
     }
 
     /// Queues one message. `name`: event name (track), page name (page) or user id (identify);
-    /// `payload`: serialized properties/traits; `context`: the caller's `options.context` JSON.
+    /// `payload`: serialized properties/traits; `context`: the caller's `options.context` JSON;
+    /// `at`: when the page made the call (the adapter hands calls over at the end of the task),
+    /// or `None` for now. The session step and the default timestamp use that time.
+    #[allow(clippy::too_many_arguments)]
     pub fn enqueue(
         &mut self,
         kind: Kind,
@@ -267,11 +270,15 @@ impl<H: Host> Machine<H> {
         timestamp: Option<u64>,
         context: &str,
         skip: Skip,
+        at: Option<u64>,
     ) {
         if self.cfg.disabled || self.state.opt_out {
             return;
         }
-        let now = self.host.now();
+        let now = match at {
+            Some(t) => t,
+            None => self.host.now(),
+        };
         let campaign = core::mem::take(&mut self.pending_campaign);
         let sid_random = self.rand.bytes(&mut self.host);
         let host = &mut self.host;
@@ -749,7 +756,15 @@ mod tests {
     }
 
     fn track(m: &mut Machine<Page>, name: &str) {
-        m.enqueue(Kind::Track, name, "{\"i\":1}", None, "", Skip::default());
+        m.enqueue(
+            Kind::Track,
+            name,
+            "{\"i\":1}",
+            None,
+            "",
+            Skip::default(),
+            None,
+        );
     }
 
     #[test]
@@ -784,6 +799,31 @@ mod tests {
             "a full batch goes out after the answer"
         );
         assert_eq!(m.queue.unsent(), 0);
+    }
+
+    #[test]
+    fn a_call_handed_over_late_counts_at_its_own_time() {
+        let mut m = machine(100);
+        track(&mut m, "a");
+        let sid = m.state.session_id.clone();
+        let called = m.host.now + 29 * 60_000;
+        // Processed after the idle timeout, but made before it: same session, its own time.
+        m.host.now += 31 * 60_000;
+        m.enqueue(
+            Kind::Track,
+            "b",
+            "{}",
+            None,
+            "",
+            Skip::default(),
+            Some(called),
+        );
+        assert_eq!(m.state.session_id, sid);
+        assert_eq!(m.state.last_activity, called);
+        let last = m.queue.all().last().unwrap().to_string();
+        let mut iso = String::new();
+        super::super::time::push_iso(&mut iso, called);
+        assert!(last.contains(&iso), "{last}");
     }
 
     #[test]

@@ -53,7 +53,7 @@ pub fn write_state(s: &State) -> String {
 
 /// Parses a stored state; `None` for anything we did not write.
 pub fn read_state(raw: &str) -> Option<State> {
-    let mut it = raw.splitn(8, '|');
+    let mut it = json::split(raw, b'|', 8);
     if it.next()? != STATE_TAG {
         return None;
     }
@@ -114,8 +114,8 @@ pub fn write_queue<'a>(
 
 /// Reads only the header (cheap: used to decide whether to adopt another tab's queue).
 pub fn read_queue_header(raw: &str) -> Option<QueueHeader> {
-    let line = raw.split('\n').next()?;
-    let mut it = line.split(' ');
+    let line = json::split(raw, b'\n', 2).next()?;
+    let mut it = json::split(line, b' ', usize::MAX);
     if it.next()? != QUEUE_TAG {
         return None;
     }
@@ -135,8 +135,7 @@ pub fn read_queue_header(raw: &str) -> Option<QueueHeader> {
 /// JSON object, or are over the size cap, are skipped). Keeps at most the newest `max` messages.
 pub fn read_queue(raw: &str, max: usize) -> Option<(QueueHeader, Vec<String>)> {
     let header = read_queue_header(raw)?;
-    let mut msgs: Vec<String> = raw
-        .split('\n')
+    let mut msgs: Vec<String> = json::split(raw, b'\n', usize::MAX)
         .skip(1)
         .filter(|l| l.len() <= MAX_LINE && json::looks_like_object(l))
         .map(String::from)
