@@ -12,6 +12,10 @@
 //! a dropped event; false negatives cost a bot event counted as human — so the list errs towards
 //! precision and is checked against real browser agents in the tests.
 
+use std::sync::OnceLock;
+
+use aho_corasick::AhoCorasick;
+
 /// Substrings (lower case) that mark an agent as automated.
 const PATTERNS: &[&str] = &[
     // Generic words used by most crawlers (Googlebot, bingbot, GPTBot, AhrefsBot, …).
@@ -81,6 +85,29 @@ const PATTERNS: &[&str] = &[
 /// Agents that contain a generic word but are real devices or browsers.
 const EXCEPTIONS: &[&str] = &["cubot", "robotics", "spiderman"];
 
+/// Patterns and exceptions as case-insensitive automata, built once: one pass over the agent
+/// instead of a lowercase copy and ~60 substring searches (issue 5: 9 % of a `/v1/track`).
+struct Automata {
+    patterns: AhoCorasick,
+    exceptions: AhoCorasick,
+}
+
+fn automata() -> &'static Automata {
+    static A: OnceLock<Automata> = OnceLock::new();
+    A.get_or_init(|| {
+        let build = |words: &[&str]| {
+            AhoCorasick::builder()
+                .ascii_case_insensitive(true)
+                .build(words)
+                .expect("static patterns build")
+        };
+        Automata {
+            patterns: build(PATTERNS),
+            exceptions: build(EXCEPTIONS),
+        }
+    })
+}
+
 /// Whether a user agent belongs to a known bot, crawler, monitor or automated browser.
 pub fn is_bot(user_agent: &str) -> bool {
     // Agents are short; the first KiB is plenty and bounds the work on hostile input.
@@ -90,14 +117,19 @@ pub fn is_bot(user_agent: &str) -> bool {
     while !ua.is_char_boundary(end) {
         end -= 1;
     }
-    let lower = ua[..end].to_ascii_lowercase();
-    let mut cleaned = lower.clone();
+    let ua = &ua[..end];
+    let a = automata();
+    if !a.exceptions.is_match(ua) {
+        return a.patterns.is_match(ua);
+    }
+    // Rare: cut the exceptions out first (what is left around them may still name a bot).
+    let mut cleaned = ua.to_ascii_lowercase();
     for e in EXCEPTIONS {
         if cleaned.contains(e) {
             cleaned = cleaned.replace(e, "");
         }
     }
-    PATTERNS.iter().any(|p| cleaned.contains(p))
+    a.patterns.is_match(&cleaned)
 }
 
 #[cfg(test)]
@@ -146,6 +178,43 @@ mod tests {
     fn known_bots_are() {
         for ua in BOTS {
             assert!(is_bot(ua), "{ua:?}");
+        }
+    }
+
+    /// The former implementation: lowercase copy, cut exceptions, substring search.
+    fn reference(user_agent: &str) -> bool {
+        let ua = user_agent.trim();
+        let mut end = ua.len().min(1024);
+        while !ua.is_char_boundary(end) {
+            end -= 1;
+        }
+        let mut cleaned = ua[..end].to_ascii_lowercase();
+        for e in EXCEPTIONS {
+            cleaned = cleaned.replace(e, "");
+        }
+        PATTERNS.iter().any(|p| cleaned.contains(p))
+    }
+
+    #[test]
+    fn automaton_agrees_with_substring_search() {
+        let mut agents: Vec<String> = BROWSERS.iter().chain(BOTS).map(|s| s.to_string()).collect();
+        agents.extend(
+            [
+                "CUBOT phone bingBOT",
+                "bcubotot",
+                "Robotics lab browser",
+                "SpiderMan Crawler",
+                "xROBOTICSx",
+                "  HeadlessChrome  ",
+                "Ptst/1.0",
+            ]
+            .map(str::to_owned),
+        );
+        for p in PATTERNS.iter().chain(EXCEPTIONS) {
+            agents.push(format!("Mozilla/5.0 {}", p.to_uppercase()));
+        }
+        for ua in &agents {
+            assert_eq!(is_bot(ua), reference(ua), "{ua:?}");
         }
     }
 
