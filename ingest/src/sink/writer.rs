@@ -7,7 +7,6 @@
 //! partial line stays behind; if even that fails the file is abandoned and finished by the same
 //! torn-tail repair the start-up recovery uses.
 
-use std::collections::HashSet;
 use std::fs::File;
 use std::io::Write;
 use std::path::PathBuf;
@@ -21,7 +20,7 @@ use tokio::sync::oneshot;
 use super::files::{self, HourKey};
 use super::{rebuild, Line, Outcome, RebuildStats, SinkError, SinkOptions};
 use crate::config::FsyncMode;
-use crate::dedupe::{DedupeKey, DedupeWindow, KeyHasher};
+use crate::dedupe::{DedupeWindow, KeyHasher, KeySet};
 use crate::metrics::Metrics;
 
 /// Most bytes one group commit gathers before writing (bounds the buffer, not the latency).
@@ -136,7 +135,7 @@ impl Writer {
         let now = Instant::now();
         let mut buf =
             Vec::with_capacity(jobs.iter().flat_map(|j| &j.0).map(|l| l.bytes.len()).sum());
-        let mut pending: HashSet<DedupeKey> = HashSet::new();
+        let mut pending = KeySet::default();
         let mut outcomes = Vec::with_capacity(jobs.len());
         for (lines, _) in &jobs {
             let mut outcome = Outcome::default();
