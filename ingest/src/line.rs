@@ -142,6 +142,11 @@ impl<'b> Body<'b> {
         }
     }
 
+    /// Whether serde_json (with its recursion limit) accepts the whole body.
+    pub fn is_ok(&self) -> bool {
+        self.check().is_ok()
+    }
+
     /// Ok when serde_json (with its recursion limit) accepts the whole body.
     fn check(&self) -> Result<(), BodyError> {
         if !self.checked.get() {
@@ -151,6 +156,15 @@ impl<'b> Body<'b> {
             self.checked.set(true);
         }
         Ok(())
+    }
+}
+
+/// For a raw value that is not otherwise looked at (ignored body fields, non-object batch
+/// elements): the body is refused, as the reference parser refuses it, when it nests too deep.
+pub fn deep_check(raw: &str, body: &Body<'_>) -> Result<(), BodyError> {
+    match scan(raw.as_bytes()) {
+        Scan::TooDeep => body.check(),
+        _ => Ok(()),
     }
 }
 
@@ -430,7 +444,7 @@ pub struct Request<'a> {
     trust_client_ip: bool,
     /// The last agent judged by `is_bot` and the verdict: a batch's messages share one agent.
     bot_memo: RefCell<Option<(String, bool)>>,
-    body: Body<'a>,
+    body: &'a Body<'a>,
 }
 
 /// Inputs of `Request::new`, as the router has them.
@@ -443,23 +457,23 @@ pub struct RequestInputs<'a> {
     pub source: &'a str,
     pub keep_ip: bool,
     pub trust_client_ip: bool,
-    pub body: &'a [u8],
+    pub body: &'a Body<'a>,
 }
 
 impl<'a> Request<'a> {
     /// `sent_at`, when given, must already be known to be a valid timestamp string.
     pub fn new(i: RequestInputs<'a>) -> Result<Self, BodyError> {
-        let body = Body::new(i.body);
+        let body = i.body;
         let sent_at = match i.sent_at {
             Some(raw) => {
                 let text = as_string(raw.get())?.ok_or(BodyError)?;
                 let t = parse_timestamp(&text).ok_or(BodyError)?;
-                Some((canon(raw.get(), &body)?, t))
+                Some((canon(raw.get(), body)?, t))
             }
             None => None,
         };
         let batch_context = match i.batch_context {
-            Some(obj) => fields(obj, &body)?.0,
+            Some(obj) => fields(obj, body)?.0,
             None => Fields::new(),
         };
         let shown = |ip: IpAddr| {
@@ -495,11 +509,6 @@ impl<'a> Request<'a> {
         *self.bot_memo.borrow_mut() = Some((ua.to_owned(), verdict));
         verdict
     }
-
-    /// The reference parser's verdict on the whole body (for `BodyError` callers).
-    pub fn body_ok(&self) -> bool {
-        self.body.check().is_ok()
-    }
 }
 
 fn normalise(ip: IpAddr) -> IpAddr {
@@ -519,8 +528,12 @@ pub struct Encoded {
 }
 
 /// A raw batch element: an object's top level, or a rejection when it is not an object.
-pub fn message_object(raw: &RawValue) -> Result<Result<RawObject<'_>, RuleViolation>, BodyError> {
+pub fn message_object<'a>(
+    raw: &'a RawValue,
+    body: &Body<'_>,
+) -> Result<Result<RawObject<'a>, RuleViolation>, BodyError> {
     if !raw.get().starts_with('{') {
+        deep_check(raw.get(), body)?;
         return Ok(Err(RuleViolation::new(
             "",
             "type",
@@ -544,13 +557,13 @@ pub fn process<'a>(
     for (k, v) in obj {
         let text = if k.0 == "context" && v.get().starts_with('{') {
             // Expanded one level: enrichment adds to it, and its values are copied through.
-            let (c, c_size) = fields(parse_object(v.get())?, &req.body)?;
+            let (c, c_size) = fields(parse_object(v.get())?, req.body)?;
             size += escaped_len(&k.0) + 1 + c_size;
             context = Some(c);
             msg.insert(k, Json::Raw("{}")); // stands for it during validation
             continue;
         } else {
-            canon(v.get(), &req.body)?
+            canon(v.get(), req.body)?
         };
         size += escaped_len(&k.0) + 1 + text.as_str().len();
         msg.insert(k, text);
@@ -994,7 +1007,13 @@ mod tests {
     }
 
     fn fast(body: &str, o: &Opts) -> Out {
+        let checker = Body::new(body.as_bytes());
         let mut top = parse_object(body).ok()?;
+        for (k, v) in &top {
+            if k.0 != "batch" {
+                deep_check(v.get(), &checker).ok()?;
+            }
+        }
         let field = |n: &'static str| Str(Cow::Borrowed(n));
         top.remove(&field("writeKey"));
         let received = datetime!(2024-05-01 12:00:00.250 UTC);
@@ -1016,7 +1035,7 @@ mod tests {
             };
             let items: Vec<_> = b
                 .into_iter()
-                .map(message_object)
+                .map(|m| message_object(m, &checker))
                 .collect::<Result<_, _>>()
                 .ok()?;
             (items, c, s)
@@ -1032,7 +1051,7 @@ mod tests {
             source: SOURCE,
             keep_ip: o.keep_ip,
             trust_client_ip: o.trust,
-            body: body.as_bytes(),
+            body: &checker,
         })
         .ok()?;
         let mut out = Vec::new();
@@ -1140,6 +1159,11 @@ mod tests {
         same(&wrap(&[&deep(110)]), &DEFAULT);
         same(&wrap(&[&deep(200)]), &DEFAULT);
         same(&wrap(&[&deep(5000)]), &DEFAULT);
+        // Too deep where no message field is: an ignored body field, a non-object element.
+        let nest = |n: usize| format!("{}1{}", "[".repeat(n), "]".repeat(n));
+        same(&format!(r#"{{"x":{},"batch":[]}}"#, nest(300)), &DEFAULT);
+        same(&format!(r#"{{"batch":[{}]}}"#, nest(300)), &DEFAULT);
+        same(&format!(r#"{{"batch":[{}]}}"#, nest(60)), &DEFAULT);
         // Out-of-range number and a lone surrogate inside a message.
         same(
             &wrap(&[r#"{"type":"track","event":"e","userId":"u","properties":{"n":1e999}}"#]),

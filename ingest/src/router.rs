@@ -390,11 +390,47 @@ fn encode<'a>(
     now: Instant,
     client: Option<std::net::IpAddr>,
 ) -> Result<Encoded<'a>, IngestError> {
+    let body = line::Body::new(decoded);
+    encode_checked(
+        state, &body, endpoint, headers, decoded, key_out, now, client,
+    )
+    .map_err(|e| {
+        // The reference parser refuses a body before anything else is looked at: an error found
+        // here (a key, a field) gives way to its verdict when it refuses this body.
+        if body.is_ok() {
+            e
+        } else {
+            body_error(decoded)
+        }
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn encode_checked<'a>(
+    state: &'a AppState,
+    body: &line::Body<'_>,
+    endpoint: Endpoint,
+    headers: &HeaderMap,
+    decoded: &[u8],
+    key_out: &mut Option<&'a KeyEntry>,
+    now: Instant,
+    client: Option<std::net::IpAddr>,
+) -> Result<Encoded<'a>, IngestError> {
     let settings = &state.settings;
     let bad = |_: line::BodyError| body_error(decoded);
     let text = std::str::from_utf8(decoded).map_err(|_| body_error(decoded))?;
     let mut obj = line::parse_object(text).map_err(bad)?;
     let field = |name: &'static str| Str(std::borrow::Cow::Borrowed(name));
+    // Fields nothing below looks into still count for the body's nesting limit.
+    for (k, v) in &obj {
+        let looked_into = match endpoint {
+            Endpoint::Batch => k.0 == "batch",
+            Endpoint::Single(_) => k.0 != "writeKey",
+        };
+        if !looked_into {
+            line::deep_check(v.get(), body).map_err(bad)?;
+        }
+    }
 
     let entry = match *key_out {
         Some(e) => e,
@@ -469,7 +505,7 @@ fn encode<'a>(
             };
             let items = messages
                 .into_iter()
-                .map(line::message_object)
+                .map(|m| line::message_object(m, body))
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(bad)?;
             (items, context, sent_at, None)
@@ -488,7 +524,7 @@ fn encode<'a>(
         source: entry.source(),
         keep_ip: settings.keep_ip,
         trust_client_ip: settings.trust_proxy,
-        body: decoded,
+        body,
     })
     .map_err(bad)?;
 
