@@ -37,9 +37,33 @@ pub struct RequestContext<'a> {
 
 /// RFC 3339, UTC, millisecond precision: `2024-05-01T10:00:00.123Z`.
 pub fn format_rfc3339_ms(t: OffsetDateTime) -> Option<String> {
-    let fmt =
-        format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
-    t.to_offset(time::UtcOffset::UTC).format(&fmt).ok()
+    let t = t.to_offset(time::UtcOffset::UTC);
+    let year = t.year();
+    if !(0..=9999).contains(&year) {
+        // Outside four digits: the `time` formatter's rules (sign, width) decide.
+        let fmt = format_description!(
+            "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+        );
+        return t.format(&fmt).ok();
+    }
+    // By hand: this runs for every message whose clock is corrected, and `time`'s general
+    // formatter was ~3 % of a batch's CPU.
+    let mut b = *b"0000-00-00T00:00:00.000Z";
+    let mut put = |at: usize, width: usize, mut v: u32| {
+        for i in (0..width).rev() {
+            b[at + i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    };
+    put(0, 4, year as u32);
+    put(5, 2, u32::from(u8::from(t.month())));
+    put(8, 2, u32::from(t.day()));
+    put(11, 2, u32::from(t.hour()));
+    put(14, 2, u32::from(t.minute()));
+    put(17, 2, u32::from(t.second()));
+    put(20, 3, u32::from(t.millisecond()));
+    // Only ASCII digits and separators were written.
+    String::from_utf8(b.to_vec()).ok()
 }
 
 /// IPv4 with the last octet zeroed (/24), IPv6 truncated to /48. IPv4-mapped IPv6 counts as IPv4.
@@ -203,6 +227,24 @@ mod tests {
         let Value::Object(mut m) = msg else { panic!() };
         enrich(&mut m, ctx);
         m
+    }
+
+    #[test]
+    fn rfc3339_ms_by_hand_matches_the_time_formatter() {
+        let fmt = format_description!(
+            "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+        );
+        for t in [
+            datetime!(2024-05-01 12:00:00.250 UTC),
+            datetime!(0000-01-01 00:00:00 UTC),
+            datetime!(0001-01-01 00:00:00.999_999 UTC),
+            datetime!(9999-12-31 23:59:59.999_999_999 UTC),
+            datetime!(2024-02-29 23:59:59.001 +05:30),
+            datetime!(-0001-06-01 10:00:00 UTC),
+        ] {
+            let want = t.to_offset(time::UtcOffset::UTC).format(&fmt).ok();
+            assert_eq!(format_rfc3339_ms(t), want, "{t}");
+        }
     }
 
     #[test]

@@ -79,6 +79,9 @@ const API_ROUTES: [(&str, Endpoint); 7] = [
     ("/v1/alias", Endpoint::Single(MessageType::Alias)),
 ];
 
+/// The body of every 200, built once (was a `json!` map serialised per request).
+const SUCCESS_BODY: &str = r#"{"success":true}"#;
+
 /// Headers a browser may send cross-origin.
 const ALLOWED_HEADERS: &str = "authorization, content-type, content-encoding";
 /// How long a browser may cache a preflight answer.
@@ -242,7 +245,14 @@ async fn ingest(state: AppState, endpoint: Endpoint, req: Request) -> Response {
     let result = handle(&state, endpoint, &parts, body, &mut key, &mut body_read).await;
     let allow = allowed_origin(&state, origin_of(&parts.headers), key);
     let mut response = match result {
-        Ok(()) => Json(json!({"success": true})).into_response(),
+        Ok(()) => (
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            SUCCESS_BODY,
+        )
+            .into_response(),
         Err(e) => {
             tracing::debug!(path = parts.uri.path(), status = e.status().as_u16(), code = e.code(), error = %e, "request not fully accepted");
             let mut r = e.into_response();
