@@ -154,7 +154,7 @@ async function create(options) {
   // Notes a call (an explicit page() reads the page now: its title may change later).
   const event = (kind, name, body, ts, ctx, skip) => {
     calls.push([kind, name, body, ts, ctx, skip, Date.now(), kind === 1 && page()]);
-    if (calls.length >= c.maxQueue) guard(drain);
+    if (calls.length > c.maxQueue) guard(drain);
     else if (!scheduled) {
       scheduled = true;
       queueMicrotask(drain);
