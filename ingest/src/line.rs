@@ -20,7 +20,6 @@
 
 use std::borrow::Cow;
 use std::cell::RefCell;
-use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use serde::de::{Deserialize, Deserializer, Visitor};
@@ -65,8 +64,104 @@ impl<'de> Deserialize<'de> for Str<'de> {
     }
 }
 
-/// One object level: keys (last duplicate wins, as in serde_json) to raw values.
-pub type RawObject<'a> = BTreeMap<Str<'a>, &'a RawValue>;
+/// One value's text, as split from the body, and whether it is already canonical.
+#[derive(Debug, Clone, Copy)]
+pub struct RawVal<'a> {
+    text: &'a str,
+    scan: Scan,
+}
+
+impl<'a> RawVal<'a> {
+    pub fn get(&self) -> &'a str {
+        self.text
+    }
+}
+
+/// One object level, sorted by key; of duplicate keys the last wins (as in serde_json).
+#[derive(Debug, Clone)]
+pub struct Obj<'a, V>(Vec<(Str<'a>, V)>);
+
+impl<V> Default for Obj<'_, V> {
+    fn default() -> Self {
+        Self(Vec::new())
+    }
+}
+
+impl<'a, V> Obj<'a, V> {
+    pub fn new() -> Self {
+        Self(Vec::new())
+    }
+
+    /// Sorts pairs in input order by key, keeping the last of equal keys.
+    fn from_pairs(mut pairs: Vec<(Str<'a>, V)>) -> Self {
+        pairs.sort_by(|a, b| a.0.cmp(&b.0)); // stable: equal keys stay in input order
+        let mut out: Vec<(Str<'a>, V)> = Vec::with_capacity(pairs.len());
+        for (k, v) in pairs {
+            match out.last_mut() {
+                Some(last) if last.0 == k => last.1 = v,
+                _ => out.push((k, v)),
+            }
+        }
+        Self(out)
+    }
+
+    fn find(&self, k: &str) -> Result<usize, usize> {
+        self.0.binary_search_by(|(key, _)| key.0.as_ref().cmp(k))
+    }
+
+    pub fn get(&self, k: &Str<'_>) -> Option<&V> {
+        self.find(&k.0).ok().map(|i| &self.0[i].1)
+    }
+
+    pub fn contains_key(&self, k: &Str<'_>) -> bool {
+        self.find(&k.0).is_ok()
+    }
+
+    pub fn remove(&mut self, k: &Str<'_>) -> Option<V> {
+        self.find(&k.0).ok().map(|i| self.0.remove(i).1)
+    }
+
+    pub fn insert(&mut self, k: Str<'a>, v: V) {
+        match self.find(&k.0) {
+            Ok(i) => self.0[i].1 = v,
+            Err(i) => self.0.insert(i, (k, v)),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&Str<'a>, &V)> {
+        self.0.iter().map(|(k, v)| (k, v))
+    }
+}
+
+impl<'a, V> IntoIterator for Obj<'a, V> {
+    type Item = (Str<'a>, V);
+    type IntoIter = std::vec::IntoIter<(Str<'a>, V)>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
+impl<'o, 'a, V> IntoIterator for &'o Obj<'a, V> {
+    type Item = (&'o Str<'a>, &'o V);
+    type IntoIter = std::iter::Map<
+        std::slice::Iter<'o, (Str<'a>, V)>,
+        fn(&'o (Str<'a>, V)) -> (&'o Str<'a>, &'o V),
+    >;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter().map(|(k, v)| (k, v))
+    }
+}
+
+/// One object level of the body: keys to raw values.
+pub type RawObject<'a> = Obj<'a, RawVal<'a>>;
 
 /// Canonical (serde_json-compact) JSON text of one value.
 #[derive(Debug, Clone)]
@@ -85,21 +180,97 @@ impl Json<'_> {
 }
 
 /// An object level in canonical form, keys sorted.
-type Fields<'a> = BTreeMap<Str<'a>, Json<'a>>;
+type Fields<'a> = Obj<'a, Json<'a>>;
 
-/// Parses the body's top level. `Err` = not an object, or not JSON at all.
-pub fn parse_object(text: &str) -> Result<RawObject<'_>, BodyError> {
-    serde_json::from_str(text).map_err(|_| BodyError)
+/// Parses the body's top level: serde_json checks the whole text is JSON (without building
+/// anything), then it is split here. `Err` = not an object, or not JSON at all.
+pub fn parse_body<'a>(text: &'a str, body: &Body<'_>) -> Result<RawObject<'a>, BodyError> {
+    serde_json::from_str::<serde::de::IgnoredAny>(text).map_err(|_| BodyError)?;
+    let trimmed = text.trim_matches(|c| matches!(c, ' ' | '\t' | '\n' | '\r'));
+    if !trimmed.starts_with('{') {
+        return Err(BodyError);
+    }
+    split_object(
+        RawVal {
+            text: trimmed,
+            scan: Scan::Unknown,
+        },
+        body,
+        Mode::Skip,
+    )
 }
 
-/// Parses a raw `batch` array into its raw elements. `None` = not an array.
-pub fn parse_array(raw: &RawValue) -> Result<Option<Vec<&RawValue>>, BodyError> {
-    if !raw.get().starts_with('[') {
+/// Splits an object value (already known to be valid JSON) into its sorted, deduplicated
+/// fields, judging each value's canonical form on the way (one pass).
+pub fn split_object<'a>(
+    raw: RawVal<'a>,
+    body: &Body<'_>,
+    mode: Mode,
+) -> Result<RawObject<'a>, BodyError> {
+    let text = raw.text;
+    let mut sc = Scanner {
+        s: text.as_bytes(),
+        i: 1,
+        canonical: true,
+    };
+    let mut pairs = Vec::with_capacity(16);
+    sc.ws();
+    if sc.peek() == b'}' {
+        return Ok(Obj::new());
+    }
+    loop {
+        let (start, end, _, escaped) = sc.string();
+        let key = if escaped {
+            serde_json::from_str::<Str<'a>>(&text[start - 1..end + 1]).map_err(|_| BodyError)?
+        } else {
+            Str(Cow::Borrowed(&text[start..end]))
+        };
+        sc.ws();
+        sc.i += 1; // ':'
+        sc.ws();
+        // A message's context is split again by `process`: judging it here would be wasted.
+        let m = if key.0 == "context" { Mode::Skip } else { mode };
+        let value = sc.next_value(text, body, m)?;
+        pairs.push((key, value));
+        sc.ws();
+        if sc.peek() != b',' {
+            break;
+        }
+        sc.i += 1;
+        sc.ws();
+    }
+    Ok(Obj::from_pairs(pairs))
+}
+
+/// Splits a raw `batch` array into its raw elements. `None` = not an array.
+pub fn parse_array<'a>(
+    raw: RawVal<'a>,
+    body: &Body<'_>,
+) -> Result<Option<Vec<RawVal<'a>>>, BodyError> {
+    let text = raw.text;
+    if !text.starts_with('[') {
         return Ok(None);
     }
-    serde_json::from_str(raw.get())
-        .map(Some)
-        .map_err(|_| BodyError)
+    let mut sc = Scanner {
+        s: text.as_bytes(),
+        i: 1,
+        canonical: true,
+    };
+    let mut out = Vec::new();
+    sc.ws();
+    if sc.peek() == b']' {
+        return Ok(Some(out));
+    }
+    loop {
+        out.push(sc.next_value(text, body, Mode::Skip)?);
+        sc.ws();
+        if sc.peek() != b',' {
+            break;
+        }
+        sc.i += 1;
+        sc.ws();
+    }
+    Ok(Some(out))
 }
 
 /// Decodes a raw value that is a JSON string. `None` = another type.
@@ -115,13 +286,17 @@ pub fn as_string<'a>(raw: &'a str) -> Result<Option<Cow<'a, str>>, BodyError> {
 /// Canonical text of one raw value: the raw slice itself when it already is, else re-encoded.
 /// `checked_body` is the caller's "the reference parser accepted the whole body" flag (see
 /// `Body::check`).
-fn canon<'a>(raw: &'a str, body: &Body<'_>) -> Result<Json<'a>, BodyError> {
-    match scan(raw.as_bytes()) {
-        Scan::Canonical => return Ok(Json::Raw(raw)),
+fn canon<'a>(raw: RawVal<'a>, body: &Body<'_>) -> Result<Json<'a>, BodyError> {
+    let judged = match raw.scan {
+        Scan::Unknown => scan(raw.text.as_bytes()),
+        s => s,
+    };
+    match judged {
+        Scan::Canonical => return Ok(Json::Raw(raw.text)),
         Scan::NotCanonical => {}
-        Scan::TooDeep => body.check()?,
+        Scan::TooDeep | Scan::Unknown => body.check()?,
     }
-    let value: serde_json::Value = serde_json::from_str(raw).map_err(|_| BodyError)?;
+    let value: serde_json::Value = serde_json::from_str(raw.text).map_err(|_| BodyError)?;
     // Serialising a Value to a String cannot fail.
     Ok(Json::Owned(
         serde_json::to_string(&value).unwrap_or_default(),
@@ -160,12 +335,10 @@ impl<'b> Body<'b> {
 }
 
 /// For a raw value that is not otherwise looked at (ignored body fields, non-object batch
-/// elements): the body is refused, as the reference parser refuses it, when it nests too deep.
-pub fn deep_check(raw: &str, body: &Body<'_>) -> Result<(), BodyError> {
-    match scan(raw.as_bytes()) {
-        Scan::TooDeep => body.check(),
-        _ => Ok(()),
-    }
+/// elements): the body is refused where the reference parser refuses it (too deep, a number out
+/// of range, a lone surrogate — serde_json's skipping parse checks none of these).
+pub fn deep_check(raw: RawVal<'_>, body: &Body<'_>) -> Result<(), BodyError> {
+    canon(raw, body).map(drop)
 }
 
 /// Parses one object level into canonical fields, with the compact size of the whole object.
@@ -173,7 +346,7 @@ fn fields<'a>(obj: RawObject<'a>, body: &Body<'_>) -> Result<(Fields<'a>, usize)
     let mut size = 2 + obj.len().saturating_sub(1);
     let mut out = Fields::new();
     for (k, v) in obj {
-        let v = canon(v.get(), body)?;
+        let v = canon(v, body)?;
         size += escaped_len(&k.0) + 1 + v.as_str().len();
         out.insert(k, v);
     }
@@ -187,10 +360,21 @@ enum Scan {
     Canonical,
     NotCanonical,
     TooDeep,
+    /// Skipped over without judging (see `Mode::Skip`); `canon` scans it when asked.
+    Unknown,
 }
 
-/// Whether `s` (one syntactically valid JSON value, as serde_json's raw parser accepted it) is
-/// byte for byte what serde_json writes for the `Value` it parses to.
+/// How `split_object`/`parse_array` walk their values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Judge each value's canonical form on the way (the values will be written).
+    Scan,
+    /// Only find where each value ends (containers whose parts are split again).
+    Skip,
+}
+
+/// Whether `s` (one syntactically valid JSON value) is byte for byte what serde_json writes for
+/// the `Value` it parses to.
 fn scan(s: &[u8]) -> Scan {
     let mut sc = Scanner {
         s,
@@ -211,8 +395,82 @@ struct Scanner<'s> {
 }
 
 impl Scanner<'_> {
+    /// The value starting at `i` (known-valid JSON): its text and whether serde_json would write
+    /// it byte for byte the same (compact, keys sorted and unique, no escapes or numbers it would
+    /// rewrite). Too deep to judge: its end is found by serde_json instead.
+    fn next_value<'a>(
+        &mut self,
+        text: &'a str,
+        body: &Body<'_>,
+        mode: Mode,
+    ) -> Result<RawVal<'a>, BodyError> {
+        let start = self.i;
+        if mode == Mode::Skip {
+            self.skip();
+            return Ok(RawVal {
+                text: &text[start..self.i],
+                scan: Scan::Unknown,
+            });
+        }
+        self.canonical = true;
+        let scan = match self.value(DEPTH_BUDGET) {
+            Ok(()) if self.canonical => Scan::Canonical,
+            Ok(()) => Scan::NotCanonical,
+            Err(()) => {
+                body.check()?;
+                let mut de = serde_json::Deserializer::from_str(&text[start..]);
+                let raw = <&RawValue>::deserialize(&mut de).map_err(|_| BodyError)?;
+                self.i = start + raw.get().len();
+                Scan::TooDeep
+            }
+        };
+        Ok(RawVal {
+            text: &text[start..self.i],
+            scan,
+        })
+    }
+
     fn peek(&self) -> u8 {
         self.s.get(self.i).copied().unwrap_or(0)
+    }
+
+    /// Moves past the value at `i` (known-valid JSON) without judging it: strings by SIMD
+    /// search, containers by counting brackets.
+    fn skip(&mut self) {
+        let mut depth = 0usize;
+        loop {
+            match self.peek() {
+                b'"' => {
+                    self.string();
+                }
+                b'{' | b'[' => {
+                    depth += 1;
+                    self.i += 1;
+                    continue;
+                }
+                b'}' | b']' => {
+                    depth = depth.saturating_sub(1);
+                    self.i += 1;
+                }
+                0 => return,
+                _ if depth > 0 => {
+                    self.i += 1;
+                    continue;
+                }
+                _ => {
+                    // A scalar at the top: up to the next delimiter.
+                    while !matches!(
+                        self.peek(),
+                        0 | b',' | b'}' | b']' | b' ' | b'\n' | b'\r' | b'\t'
+                    ) {
+                        self.i += 1;
+                    }
+                }
+            }
+            if depth == 0 {
+                return;
+            }
+        }
     }
 
     fn ws(&mut self) {
@@ -320,7 +578,7 @@ impl Scanner<'_> {
         let (mut odd, mut any) = (false, false);
         loop {
             let rest = &self.s[self.i..];
-            let Some(pos) = rest.iter().position(|&b| b == b'"' || b == b'\\') else {
+            let Some(pos) = memchr::memchr2(b'"', b'\\', rest) else {
                 // Cannot happen for valid JSON; judge it non-canonical.
                 self.i = self.s.len();
                 return (start, self.i, true, true);
@@ -450,7 +708,7 @@ pub struct Request<'a> {
 /// Inputs of `Request::new`, as the router has them.
 pub struct RequestInputs<'a> {
     pub received_at: OffsetDateTime,
-    pub sent_at: Option<&'a RawValue>,
+    pub sent_at: Option<RawVal<'a>>,
     pub batch_context: Option<RawObject<'a>>,
     pub client_ip: Option<IpAddr>,
     pub user_agent: Option<&'a str>,
@@ -468,7 +726,7 @@ impl<'a> Request<'a> {
             Some(raw) => {
                 let text = as_string(raw.get())?.ok_or(BodyError)?;
                 let t = parse_timestamp(&text).ok_or(BodyError)?;
-                Some((canon(raw.get(), body)?, t))
+                Some((canon(raw, body)?, t))
             }
             None => None,
         };
@@ -529,18 +787,18 @@ pub struct Encoded {
 
 /// A raw batch element: an object's top level, or a rejection when it is not an object.
 pub fn message_object<'a>(
-    raw: &'a RawValue,
+    raw: RawVal<'a>,
     body: &Body<'_>,
 ) -> Result<Result<RawObject<'a>, RuleViolation>, BodyError> {
     if !raw.get().starts_with('{') {
-        deep_check(raw.get(), body)?;
+        deep_check(raw, body)?;
         return Ok(Err(RuleViolation::new(
             "",
             "type",
             "message must be a JSON object",
         )));
     }
-    parse_object(raw.get()).map(Ok)
+    split_object(raw, body, Mode::Scan).map(Ok)
 }
 
 /// Validates, enriches and encodes one message; the same rules, in the same order, as
@@ -557,13 +815,13 @@ pub fn process<'a>(
     for (k, v) in obj {
         let text = if k.0 == "context" && v.get().starts_with('{') {
             // Expanded one level: enrichment adds to it, and its values are copied through.
-            let (c, c_size) = fields(parse_object(v.get())?, req.body)?;
+            let (c, c_size) = fields(split_object(v, req.body, Mode::Scan)?, req.body)?;
             size += escaped_len(&k.0) + 1 + c_size;
             context = Some(c);
             msg.insert(k, Json::Raw("{}")); // stands for it during validation
             continue;
         } else {
-            canon(v.get(), req.body)?
+            canon(v, req.body)?
         };
         size += escaped_len(&k.0) + 1 + text.as_str().len();
         msg.insert(k, text);
@@ -1008,19 +1266,21 @@ mod tests {
 
     fn fast(body: &str, o: &Opts) -> Out {
         let checker = Body::new(body.as_bytes());
-        let mut top = parse_object(body).ok()?;
+        let mut top = parse_body(body, &checker).ok()?;
         for (k, v) in &top {
             if k.0 != "batch" {
-                deep_check(v.get(), &checker).ok()?;
+                deep_check(*v, &checker).ok()?;
             }
         }
         let field = |n: &'static str| Str(Cow::Borrowed(n));
         top.remove(&field("writeKey"));
         let received = datetime!(2024-05-01 12:00:00.250 UTC);
         let (items, context, sent_at) = if o.implied.is_none() {
-            let b = parse_array(top.remove(&field("batch"))?).ok()??;
+            let b = parse_array(top.remove(&field("batch"))?, &checker).ok()??;
             let c = match top.remove(&field("context")) {
-                Some(r) if r.get().starts_with('{') => Some(parse_object(r.get()).ok()?),
+                Some(r) if r.get().starts_with('{') => {
+                    Some(split_object(r, &checker, Mode::Scan).ok()?)
+                }
                 None => None,
                 Some(r) if r.get() == "null" => None,
                 _ => return None,
@@ -1164,6 +1424,19 @@ mod tests {
         same(&format!(r#"{{"x":{},"batch":[]}}"#, nest(300)), &DEFAULT);
         same(&format!(r#"{{"batch":[{}]}}"#, nest(300)), &DEFAULT);
         same(&format!(r#"{{"batch":[{}]}}"#, nest(60)), &DEFAULT);
+        // What serde_json's skipping parse lets through in a field nothing else reads.
+        same(r#"{"x":"\ud800","batch":[]}"#, &DEFAULT);
+        same(r#"{"x":[1e999],"batch":[]}"#, &DEFAULT);
+        same(r#"{"batch":["\udc00"]}"#, &DEFAULT);
+        same(r#"{"batch":[1e999]}"#, &DEFAULT);
+        // Whitespace around the body, an empty batch, odd spacing everywhere.
+        same(" \n{ \"batch\" : [ ] } \n", &DEFAULT);
+        same(
+            &wrap(&[
+                r#" { "type" : "track" , "event" : "e" , "userId" : "u" , "messageId" : "s1" , "context" : { } } "#,
+            ]),
+            &DEFAULT,
+        );
         // Out-of-range number and a lone surrogate inside a message.
         same(
             &wrap(&[r#"{"type":"track","event":"e","userId":"u","properties":{"n":1e999}}"#]),

@@ -429,7 +429,7 @@ fn encode_checked<'a>(
     let settings = &state.settings;
     let bad = |_: line::BodyError| body_error(decoded);
     let text = std::str::from_utf8(decoded).map_err(|_| body_error(decoded))?;
-    let mut obj = line::parse_object(text).map_err(bad)?;
+    let mut obj = line::parse_body(text, body).map_err(bad)?;
     let field = |name: &'static str| Str(std::borrow::Cow::Borrowed(name));
     // Fields nothing below looks into still count for the body's nesting limit.
     for (k, v) in &obj {
@@ -438,7 +438,7 @@ fn encode_checked<'a>(
             Endpoint::Single(_) => k.0 != "writeKey",
         };
         if !looked_into {
-            line::deep_check(v.get(), body).map_err(bad)?;
+            line::deep_check(*v, body).map_err(bad)?;
         }
     }
 
@@ -467,11 +467,11 @@ fn encode_checked<'a>(
     obj.remove(&field("writeKey"));
 
     // Split the body into messages plus what the request contributes to each.
-    let is_null = |raw: &serde_json::value::RawValue| raw.get() == "null";
+    let is_null = |raw: line::RawVal<'_>| raw.get() == "null";
     let (items, batch_context, sent_at, implied) = match endpoint {
         Endpoint::Batch => {
             let messages = match obj.remove(&field("batch")) {
-                Some(raw) => line::parse_array(raw).map_err(bad)?,
+                Some(raw) => line::parse_array(raw, body).map_err(bad)?,
                 None => None,
             };
             let Some(messages) = messages else {
@@ -491,7 +491,7 @@ fn encode_checked<'a>(
                 None => None,
                 Some(raw) if is_null(raw) => None,
                 Some(raw) if raw.get().starts_with('{') => {
-                    Some(line::parse_object(raw.get()).map_err(bad)?)
+                    Some(line::split_object(raw, body, line::Mode::Scan).map_err(bad)?)
                 }
                 Some(_) => {
                     return Err(IngestError::InvalidField {
