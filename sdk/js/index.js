@@ -253,6 +253,7 @@ async function create(options) {
 export async function init(options) {
   // One tracker per page: it owns the page's listeners, history patch and queue.
   if (tracker) return tracker;
+  common(); // slow on first use (Intl): done while the wasm downloads and compiles
   await compile();
   if (tracker) return tracker;
   pending = pending || create(options).finally(() => (pending = undefined));
