@@ -15,26 +15,86 @@ import { parse, plain, fail } from './options.js';
 let tracker;
 let pending;
 
-/** JSON for a plain object; cycles and BigInts get a second, forgiving pass; `{}` if all fails. */
+// Deepest nesting we send (a properties/traits/context object counts as level 1). The ingest's
+// parser stops at 128 levels and refuses the whole request, with every message batched with it.
+const DEPTH = 64;
+
+/** Counts `{` and `[` up to DEPTH + 1: a JSON text with at most DEPTH of them is at most DEPTH deep. */
+function opens(s) {
+  let n = 0;
+  for (const c of '{[') for (let i = 0; n <= DEPTH && (i = s.indexOf(c, i) + 1); ) n++;
+  return n;
+}
+
+/**
+ * JSON for a plain object, always one the ingest can parse. Fast path: JSON.stringify. Slow path
+ * (it threw: cycles, BigInt; or it may be over DEPTH): a replacer (BigInt → string, repeated
+ * object → "[Circular]" when it threw, deeper than DEPTH → "[Depth limit]"); `{}` if all fails
+ * (throwing getters, Proxy traps). Lone surrogates, which JSON.stringify writes as `\udXXX`
+ * escapes the ingest refuses, become U+FFFD.
+ */
 function json(v) {
+  let s;
   try {
-    return JSON.stringify(v);
+    s = JSON.stringify(v);
   } catch {
-    const seen = new WeakSet();
+    // cycles, BigInt, throwing getters, too deep for the stack: the slow path decides
+  }
+  if (s === undefined || opens(s) > DEPTH) {
+    const cyc = s === undefined;
+    const seen = new Map(); // object → its depth
     try {
-      return JSON.stringify(v, (k, x) =>
-        typeof x === 'bigint' ? String(x) : x && typeof x === 'object' ? (seen.has(x) ? '[Circular]' : (seen.add(x), x)) : x,
-      );
+      s = JSON.stringify(v, function (k, x) {
+        if (typeof x === 'bigint') return String(x);
+        if (x && typeof x === 'object') {
+          if (cyc && seen.has(x)) return '[Circular]';
+          // `this` is the holder: the root's is a fresh wrapper (depth 0).
+          const d = (seen.get(this) || 0) + 1;
+          if (d > DEPTH) return '[Depth limit]';
+          seen.set(x, d);
+        }
+        return x;
+      });
     } catch {
-      return '{}';
+      s = '';
     }
   }
+  s = s || '{}';
+  // JSON.stringify escapes only lone surrogates (pairs stay raw), lowercase; `\\` is matched
+  // first so an escaped backslash followed by "ud800" is left alone.
+  return s.includes('\\ud') ? s.replace(/\\\\|\\ud[89a-f]../g, (m) => (m[2] ? '\\ufffd' : m)) : s;
 }
 
 function payload(v, what) {
   if (v == null) return '{}';
-  if (!plain(v)) throw fail(what + ' must be a plain object');
+  let ok;
+  try {
+    ok = plain(v);
+  } catch {
+    // A Proxy whose getPrototypeOf trap throws: unreadable, so sent as `{}` like a throwing getter.
+    return '{}';
+  }
+  if (!ok) throw fail(what + ' must be a plain object');
   return json(v);
+}
+
+/**
+ * A stored queue with every message line checked: the lines are spliced raw into a batch body,
+ * so one that only looks like JSON (a torn write ending in `}`) would make the ingest refuse the
+ * whole body. Each line is parsed and serialized again (lone surrogates, depth: as json()); lines
+ * that do not parse are dropped. The header and every decision stay the wasm's.
+ */
+function checked(raw) {
+  const [head, ...lines] = String(raw || '').split('\n');
+  const out = [head];
+  for (const l of lines) {
+    try {
+      out.push(json(JSON.parse(l)));
+    } catch {
+      // not JSON: dropped
+    }
+  }
+  return out.join('\n');
 }
 
 // Warnings by code (core/machine.rs WARN_*), printed with `debug`.
@@ -131,7 +191,7 @@ async function create(options) {
     // Stored queues: the wasm decides (adopt a gone tab's, leave a live one's, drop junk).
     const now = Date.now();
     for (const [k, raw] of store.queues()) {
-      const m = b.put([raw || '']);
+      const m = b.put([checked(raw)]);
       const d = m < 0 ? 0 : x.ff_adopt(m, now);
       if (d) store.remove(k);
       else if (k === store.queueKey) store.newKey();
@@ -200,12 +260,21 @@ async function create(options) {
     let ctx = '';
     let skip = 0;
     if (o !== null && typeof o === 'object') {
-      const s = o.timestamp;
-      ts = s instanceof Date ? s.getTime() : typeof s === 'string' ? Date.parse(s) : typeof s === 'number' ? s : NaN;
-      const cx = o.context;
-      if (plain(cx)) {
-        ctx = json(cx);
-        skip = ('page' in cx ? 1 : 0) | ('campaign' in cx ? 2 : 0) | ('sessionId' in cx ? 4 : 0) | ('sessionStart' in cx ? 8 : 0);
+      // Options the page's getters or Proxy traps make unreadable are ignored (the event is kept).
+      try {
+        const s = o.timestamp;
+        ts = s instanceof Date ? s.getTime() : typeof s === 'string' ? Date.parse(s) : typeof s === 'number' ? s : NaN;
+      } catch {
+        /* unreadable timestamp: now */
+      }
+      try {
+        const cx = o.context;
+        if (plain(cx)) {
+          skip = ('page' in cx ? 1 : 0) | ('campaign' in cx ? 2 : 0) | ('sessionId' in cx ? 4 : 0) | ('sessionStart' in cx ? 8 : 0);
+          ctx = json(cx);
+        }
+      } catch {
+        /* unreadable context: ours only */
       }
     }
     event(kind, name, body, ts, ctx, skip);

@@ -22,7 +22,10 @@ let compiling;
 /** The compiled module (one download per page; a failed one is retried by the next call). */
 export function compile() {
   if (!compiling) {
-    compiling = W.compileStreaming(fetch(url))
+    // In a then(): a page whose fetch throws synchronously must get a rejection (init() reports
+    // it), not an exception at module evaluation.
+    compiling = Promise.resolve()
+      .then(() => W.compileStreaming(fetch(url)))
       // A server that does not send application/wasm: compile from the bytes instead.
       .catch(() => fetch(url).then((r) => r.arrayBuffer()).then((b) => W.compile(b)))
       .catch((e) => {
