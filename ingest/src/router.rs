@@ -349,6 +349,8 @@ async fn handle<'a>(
         rejected,
         bots_dropped,
     } = encode(state, endpoint, headers, &decoded, key_out, now, client)?;
+    // The lines own their bytes: the body need not live while the sink works.
+    drop(decoded);
 
     let accepted = lines.len() + bots_dropped;
     if !lines.is_empty() {
@@ -366,6 +368,21 @@ async fn handle<'a>(
         Ok(())
     } else {
         Err(IngestError::Rejected { accepted, rejected })
+    }
+}
+
+/// A request's messages before they are split: a batch's raw elements, or the one message.
+enum Items<'a> {
+    Batch(Vec<line::RawVal<'a>>),
+    One(Option<line::RawObject<'a>>),
+}
+
+impl Items<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Items::Batch(m) => m.len(),
+            Items::One(_) => 1,
+        }
     }
 }
 
@@ -468,7 +485,7 @@ fn encode_checked<'a>(
 
     // Split the body into messages plus what the request contributes to each.
     let is_null = |raw: line::RawVal<'_>| raw.get() == "null";
-    let (items, batch_context, sent_at, implied) = match endpoint {
+    let (mut items, batch_context, sent_at, implied) = match endpoint {
         Endpoint::Batch => {
             let messages = match obj.remove(&field("batch")) {
                 Some(raw) => line::parse_array(raw, body).map_err(bad)?,
@@ -513,14 +530,9 @@ fn encode_checked<'a>(
                     }
                 },
             };
-            let items = messages
-                .into_iter()
-                .map(|m| line::message_object(m, body))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(bad)?;
-            (items, context, sent_at, None)
+            (Items::Batch(messages), context, sent_at, None)
         }
-        Endpoint::Single(t) => (vec![Ok(obj)], None, None, Some(t)),
+        Endpoint::Single(t) => (Items::One(Some(obj)), None, None, Some(t)),
     };
 
     let req = line::Request::new(RequestInputs {
@@ -541,7 +553,13 @@ fn encode_checked<'a>(
     let mut lines = Vec::with_capacity(items.len());
     let mut rejected: Vec<Rejection> = Vec::new();
     let mut bots_dropped = 0;
-    for (index, item) in items.into_iter().enumerate() {
+    // Each message is split only when its turn comes, so a 1,000-message batch holds one
+    // message's fields at a time, not all of them (peak RSS).
+    for index in 0..items.len() {
+        let item = match &mut items {
+            Items::Batch(messages) => line::message_object(messages[index], body).map_err(bad)?,
+            Items::One(obj) => Ok(obj.take().unwrap_or_default()),
+        };
         let result = match item {
             Ok(message) => line::process(message, implied, settings.limits.max_message_bytes, &req)
                 .map_err(bad)?,
