@@ -862,25 +862,41 @@ describe('footfall SDK end to end (Chromium + footfall-ingest)', () => {
     assert.equal(events.length, 5);
   });
 
-  e2e('a message the ingest rejects (400) is never resent; its batch-mates arrive once', async ({ ingest, newContext, open, ingestRequests }) => {
+  e2e('a message the ingest rejects (400) is never resent; its batch-mates arrive once', async ({ ingest, newContext, open, ingestRequests, ingestResponses }) => {
     const context = await newContext();
-    const page = await open(context, '/index.html', { autocapture: false, flushAt: '3', flushIntervalMs: '300' });
+    // This ingest refuses messages over 4,096 bytes; a ~5 KB one is under the SDK's own
+    // 30,000-byte cap, so the SDK sends it and the ingest really answers 400 (it writes the
+    // batch-mates and rejects only the big one). flushIntervalMs is short so any resend, from the
+    // timer or a backoff, would happen many times within the waits below.
+    const page = await open(context, '/index.html', { autocapture: false, flushAt: '3', flushIntervalMs: '200' });
     await page.evaluate(() => {
       window.ff.track('Fine Before', { n: 1 });
-      window.ff.track('Too Big', { blob: 'B'.repeat(40_000) }); // > the ingest's 32 KB per message
+      window.ff.track('Rejected', { blob: 'B'.repeat(5_000) });
       window.ff.track('Fine After', { n: 2 });
     });
     await waitForEvents(ingest, (e) => byEvent('Fine Before')(e) || byEvent('Fine After')(e), { count: 2 });
+    await waitFor(() => ingestResponses.some((r) => r.status === 400), { message: 'the ingest answered 400' });
+    await page.waitForTimeout(2_000); // ten flush intervals and past the first backoffs (<= 1 s, 2 s)
+
+    // Later batches still go out: the 400 did not stall the queue.
+    await page.evaluate(() => {
+      for (let i = 0; i < 3; i++) window.ff.track('Later', { i });
+    });
+    await waitForEvents(ingest, byEvent('Later'), { count: 3 });
     await page.reload(); // the persisted queue must not bring it back either
     await ready(page);
     await page.evaluate(() => window.ff.track('After Reload'));
     await waitForEvents(ingest, byEvent('After Reload'));
     const events = await settle(ingest, { quietMs: 2000 });
 
-    assert.deepEqual(events.map((e) => e.event), ['Fine Before', 'Fine After', 'After Reload']);
+    assert.deepEqual(events.map((e) => e.event), ['Fine Before', 'Fine After', 'Later', 'Later', 'Later', 'After Reload']);
     const carrying = ingestRequests.filter((r) => String(r.postData).includes('BBBBBBBBBB'));
-    assert.ok(carrying.length <= 1, `the rejected message was sent ${carrying.length} times`);
-  });
+    assert.equal(carrying.length, 1, `the rejected message was sent ${carrying.length} times`);
+    const statuses = ingestResponses.map((r) => r.status);
+    assert.equal(statuses.filter((s) => s === 400).length, 1, `exactly one 400: ${statuses}`);
+    assert.ok(statuses.every((s) => s === 200 || s === 400), `every other answer is 200: ${statuses}`);
+    assert.ok(!(await ingest.raw()).includes('BBBBBBBBBB'), 'nothing of the rejected message is in the NDJSON');
+  }, { ingestArgs: ['--max-message-bytes', '4096'] });
 
   e2e('429 with Retry-After: the SDK waits as told, then every event arrives once', async ({ ingest, newContext, open, ingestRequests, ingestResponses }) => {
     const context = await newContext();
