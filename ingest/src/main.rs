@@ -56,7 +56,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!(error = %e, "start-up failed");
+            // One line, as for bad configuration (not also a log record saying the same).
             eprintln!("footfall-ingest: {e}");
             ExitCode::FAILURE
         }

@@ -181,7 +181,7 @@ impl Metrics {
         counter(
             &mut out,
             "footfall_bytes_in_total",
-            "Request body bytes received on the wire (before gzip decoding).",
+            "Body bytes (as sent, before gzip decoding) of requests that were read and decoded; bodies refused while reading or decoding (408, 413, bad gzip) are not counted.",
             self.bytes_in.load(Ordering::Relaxed),
         );
         counter(

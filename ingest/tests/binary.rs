@@ -393,6 +393,16 @@ async fn cors_preflight_over_http() {
 
 #[tokio::test]
 async fn sigterm_drains_the_in_flight_request_and_exits_zero() {
+    drains_on(libc::SIGTERM).await;
+}
+
+#[tokio::test]
+async fn sigint_drains_the_in_flight_request_and_exits_zero() {
+    drains_on(libc::SIGINT).await;
+}
+
+/// Stop accepting, finish the request in flight, sync, finish the file, exit 0.
+async fn drains_on(sig: libc::c_int) {
     let mut srv = Server::start(&[]);
     let body = json!({"writeKey":"dev","batch":[track("drain-1")]}).to_string();
     let (head, tail) = body.split_at(body.len() / 2);
@@ -404,7 +414,7 @@ async fn sigterm_drains_the_in_flight_request_and_exits_zero() {
     s.write_all(request.as_bytes()).await.unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
 
-    srv.sigterm();
+    srv.signal(sig);
     tokio::time::sleep(Duration::from_millis(300)).await;
     // No longer accepting.
     assert!(TcpStream::connect(("127.0.0.1", srv.port)).await.is_err());
@@ -625,6 +635,19 @@ async fn data_files_are_0600_in_0700_directories() {
             dir = dir.parent().unwrap();
         }
     }
+    // A data directory that existed before, open to others, is made private too.
+    let dir = tempfile::tempdir().unwrap();
+    let pre = dir.path().join("data");
+    std::fs::create_dir_all(pre.join("web")).unwrap();
+    for d in [&pre, &pre.join("web")] {
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let opened = Server::start_in(dir, &["--write-key", "k1:web"]);
+    assert_eq!(mode(&opened.data()), 0o700);
+    assert_eq!(mode(&opened.data().join("web")), 0o700);
+    assert!(opened
+        .stderr()
+        .contains("made an existing data directory private"));
     // Source names become directory names only after validation: no traversal.
     let out = Command::new(BIN)
         .args(["--write-key", "k:..", "--data-dir"])
@@ -651,6 +674,21 @@ fn bad_configuration_exits_non_zero_with_one_line() {
         assert!(stderr.starts_with("footfall-ingest: "), "{stderr}");
         assert!(out.stdout.is_empty());
     }
+    // A start-up failure (the address is taken) is one line too, exit 1.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .arg("--listen")
+        .arg(taken.local_addr().unwrap().to_string())
+        .arg("--data-dir")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    let last = stderr.trim_end().lines().last().unwrap_or("");
+    assert!(last.starts_with("footfall-ingest: "), "{stderr}");
+    assert_eq!(stderr.matches("footfall-ingest: ").count(), 1, "{stderr}");
     // Env vars are read too.
     let out = Command::new(BIN)
         .env("FOOTFALL_FSYNC", "maybe")

@@ -39,9 +39,27 @@ impl HourKey {
     }
 }
 
-/// Creates a directory (and parents) readable by the owner only.
+/// Creates a directory (and parents) readable by the owner only. A directory that already
+/// existed with group or other access (a `./data` made by hand) is tightened to 0700 too, unless
+/// it is a shared one (sticky, like `/tmp`) or not ours to change: then it is left as it is and
+/// said so (the files in it are 0600 all the same).
 pub fn create_private_dir(dir: &Path) -> io::Result<()> {
-    DirBuilder::new().recursive(true).mode(0o700).create(dir)
+    use std::os::unix::fs::PermissionsExt;
+    DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+    let mode = fs::metadata(dir)?.permissions().mode() & 0o7777;
+    if mode & 0o077 == 0 {
+        return Ok(());
+    }
+    let tightened =
+        mode & 0o1000 == 0 && fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).is_ok();
+    if tightened {
+        tracing::warn!(path = %dir.display(), was = %format!("{mode:o}"),
+            "made an existing data directory private (0700)");
+    } else {
+        tracing::warn!(path = %dir.display(), mode = %format!("{mode:o}"),
+            "the data directory is open to others and was left so; its files are 0600");
+    }
+    Ok(())
 }
 
 /// Makes a directory entry change (create, rename) durable.

@@ -85,8 +85,12 @@ impl Server {
     }
 
     pub fn sigterm(&self) {
+        self.signal(libc::SIGTERM);
+    }
+
+    pub fn signal(&self, sig: libc::c_int) {
         // SAFETY: sending a signal to our own child process by its pid.
-        let rc = unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        let rc = unsafe { libc::kill(self.child.id() as libc::pid_t, sig) };
         assert_eq!(rc, 0);
     }
 
