@@ -138,8 +138,13 @@ test('snippet: calls made before footfall.js loads arrive in order with their or
   assert.deepEqual(tag, { writeKey: 'dev', apiHost: ingest.url, autocapture: 'false', flushIntervalMs: '200' });
 
   await page.evaluate(() => {
-    window.footfall.ready((ff) => {
+    const p = window.footfall.ready((ff) => {
       window.readyGot = { loaded: window.footfall.loaded === true, anonymousId: ff.anonymousId() };
+    });
+    // The stub's ready() returns a Promise (index.d.ts) that resolves with the tracker once loaded.
+    window.readyPromise = { isPromise: p instanceof Promise };
+    p.then((t) => {
+      window.readyPromise.resolved = { loaded: window.footfall.loaded === true, anonymousId: t.anonymousId() };
     });
     window.footfall.track('Queued 1', { n: 1 });
   });
@@ -156,12 +161,25 @@ test('snippet: calls made before footfall.js loads arrive in order with their or
   const queued = await page.evaluate(() => window.footfall.q.map((c) => ({ method: c[0], time: c[2], page: c[3] })));
   assert.deepEqual(queued.map((c) => c.method), ['ready', 'track', 'track', 'identify', 'track']);
   const queue = queued.slice(1); // the calls that become messages
+  // The stub's flush() returns a Promise too; it settles once what was queued before it is delivered.
+  const early = await page.evaluate(() => {
+    const p = window.footfall.flush();
+    window.flushPromise = { isPromise: p instanceof Promise };
+    p.then((v) => {
+      window.flushPromise.resolved = { value: v === undefined ? 'undefined' : typeof v, loaded: window.footfall.loaded === true };
+    });
+    return new Promise((r) => setTimeout(r, 200)).then(() => ({ flush: window.flushPromise, ready: window.readyPromise }));
+  });
+  assert.deepEqual(early, { flush: { isPromise: true }, ready: { isPromise: true } }, 'Promises, still pending before footfall.js loads');
   assert.equal(await page.evaluate(() => window.footfall.loaded), undefined, 'SDK must not be loaded yet');
   assert.deepEqual(await ingest.events(), [], 'nothing may be sent before footfall.js loads');
 
   await held.continue();
   await ready(page);
-  await page.evaluate(() => window.footfall.flush());
+  await page.waitForFunction(() => window.flushPromise.resolved, null, { timeout: 10_000 });
+  // flush() resolved: the ingest has durably written (and acknowledged) every queued call.
+  assert.deepEqual((await ingest.events()).map(describeEvent), ['track Queued 1', 'track Queued 2', 'identify queued-user', 'track Queued 3']);
+  assert.deepEqual(await page.evaluate(() => window.flushPromise.resolved), { value: 'undefined', loaded: true }, 'as the real flush() resolves');
   const events = await settle(ingest);
   // NDJSON order = call order.
   assert.deepEqual(events.map(describeEvent), ['track Queued 1', 'track Queued 2', 'identify queued-user', 'track Queued 3']);
@@ -188,6 +206,10 @@ test('snippet: calls made before footfall.js loads arrive in order with their or
   // The queued ready() callback got the tracker (replayed before footfall.loaded is set).
   const readyGot = await page.evaluate(() => window.readyGot);
   assert.equal(readyGot.anonymousId, events[0].anonymousId);
+  // The stub's ready() promise resolved with the tracker, after the takeover.
+  assert.deepEqual(await page.evaluate(() => window.readyPromise.resolved), { loaded: true, anonymousId: events[0].anonymousId });
+  // After load, ready() resolves with the tracker too.
+  assert.equal(await page.evaluate(() => window.footfall.ready(() => 'ignored').then((t) => t.anonymousId())), events[0].anonymousId);
   assert.equal(requests.filter((p) => p === '/dist/footfall.js').length, 1);
   assert.deepEqual(errors, []);
 });

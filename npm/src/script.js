@@ -65,6 +65,8 @@ function main() {
   const q = Array.isArray(ff.q) ? ff.q : (ff.q = []);
   ff.__footfall = true;
   // Until ready, queue like the snippet does; flush() and ready() get a promise that settles later.
+  // The snippet's stub does the same (its items carry `resolve` too), so a queue taken over from
+  // it settles its callers' promises below.
   for (const m of QUEUED) {
     ff[m] = (...args) => {
       const item = [m, args, Date.now(), pageContext()];
@@ -98,7 +100,11 @@ function main() {
       for (const m of QUEUED.concat(GETTERS)) {
         if (m in tracker) ff[m] = tracker[m].bind(tracker);
       }
-      ff.ready = (cb) => Promise.resolve(cb ? cb(tracker) : tracker);
+      // Resolves with the tracker, as a queued ready() does (index.d.ts: Promise<Tracker>).
+      ff.ready = (cb) => {
+        if (cb) cb(tracker);
+        return Promise.resolve(tracker);
+      };
       ff.loaded = true;
       try {
         performance.mark('footfall:ready');
