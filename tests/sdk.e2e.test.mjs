@@ -436,20 +436,57 @@ describe('footfall SDK end to end (Chromium + footfall-ingest)', () => {
     assert.deepEqual(await page.evaluate(() => ({ aid: window.ff.anonymousId(), sid: window.ff.sessionId(), uid: window.ff.userId() })), { ...ids, uid: 'cookie-user' });
   });
 
-  e2e("persistence: 'memory' stores no ids: a reload is a new visitor", async ({ ingest, newContext, open }) => {
+  e2e("persistence: 'memory' stores no ids and touches no storage: a reload is a new visitor", async ({ ingest, newContext, open }) => {
     const context = await newContext();
+    // Records every Storage method call and document.cookie access of the page (the test's own
+    // reads below come after the record is taken): 'memory' must not even read.
+    await context.addInitScript(() => {
+      const touches = (window.storageTouches = []);
+      for (const m of ['getItem', 'setItem', 'removeItem', 'key', 'clear']) {
+        const f = Storage.prototype[m];
+        Storage.prototype[m] = function (...a) {
+          touches.push(`${this === window.sessionStorage ? 'sessionStorage' : 'localStorage'}.${m}(${a[0] ?? ''})`);
+          return f.apply(this, a);
+        };
+      }
+      const d = Object.getOwnPropertyDescriptor(Document.prototype, 'cookie');
+      Object.defineProperty(Document.prototype, 'cookie', {
+        configurable: true,
+        get() {
+          touches.push('document.cookie get');
+          return d.get.call(this);
+        },
+        set(v) {
+          touches.push(`document.cookie set ${v}`);
+          d.set.call(this, v);
+        },
+      });
+    });
+    const snapshot = () =>
+      page.evaluate(() => {
+        const touches = window.storageTouches.slice();
+        return { touches, local: Object.keys(localStorage), session: Object.keys(sessionStorage), cookie: document.cookie };
+      });
+    const nothing = { touches: [], local: [], session: [], cookie: '' };
     const page = await open(context, '/index.html', { persistence: 'memory' });
     await waitForEvents(ingest, (e) => e.type === 'page');
-    const aid = await page.evaluate(() => window.ff.anonymousId());
-    const stored = await page.evaluate(() => JSON.stringify(Object.entries(localStorage)) + document.cookie);
-    assert.ok(!stored.includes(aid), `the anonymousId is not stored: ${stored}`);
-    await page.reload();
+    // An identify and a queued event give the SDK state and a queue it could write.
+    await page.evaluate(() => {
+      window.ff.identify('memory-user');
+      window.ff.track('Memory Event');
+    });
+    await waitForEvents(ingest, byEvent('Memory Event'));
+    assert.deepEqual(await snapshot(), nothing, 'no storage touched on the first load');
+    await page.reload(); // page hide: the queue would be persisted here in the other modes
     await ready(page);
     await waitForEvents(ingest, (e) => e.type === 'page', { count: 2 });
     const events = await settle(ingest);
-    assert.equal(events.length, 2);
-    assert.notEqual(events[0].anonymousId, events[1].anonymousId);
-    assert.notEqual(events[0].context.sessionId, events[1].context.sessionId);
+    assert.deepEqual(await snapshot(), nothing, 'no storage touched after the reload either');
+    assert.equal(events.length, 4);
+    const [first, second] = events.filter((e) => e.type === 'page');
+    assert.notEqual(first.anonymousId, second.anonymousId);
+    assert.notEqual(first.context.sessionId, second.context.sessionId);
+    assert.equal(second.userId ?? null, null, 'the user id is not remembered');
   });
 
   e2e('reset() starts a new session and a new anonymous id', async ({ ingest, newContext, open }) => {

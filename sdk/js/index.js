@@ -112,8 +112,10 @@ const WARNINGS = [
 async function create(options) {
   const c = parse(options);
   const disabled = c.respect && privacySignal();
-  // Under a privacy signal nothing touches storage, not even the tab id.
-  const store = openStore(disabled ? 'memory' : c.persistence, c.cookieDomain, disabled ? '' : tabId(), location.protocol === 'https:');
+  // Under a privacy signal, and with persistence 'memory', nothing touches storage, not even the
+  // tab id in sessionStorage (an empty tab stores no queue).
+  const memory = disabled || c.persistence === 'memory';
+  const store = openStore(memory ? 'memory' : c.persistence, c.cookieDomain, memory ? '' : tabId(), location.protocol === 'https:');
   const warn = (m) => c.debug && console.warn('footfall:', m);
   const timers = [];
   const waiters = new Map();
