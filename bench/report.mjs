@@ -186,4 +186,20 @@ const md = [...head, ...table, ...tail].join('\n') + '\n';
 process.stdout.write(md);
 fs.mkdirSync(DIR, { recursive: true });
 fs.writeFileSync(path.join(DIR, 'latest.md'), md);
+
+// The README keeps the latest full run's table (between its markers), so it never goes stale.
+// A partial run (BENCH_ONLY) leaves it alone: the table would lack half its rows.
+const README = path.join(DIR, '..', '..', 'README.md');
+const START = '<!-- bench:start -->';
+const END = '<!-- bench:end -->';
+if (sdk && ing && fs.existsSync(README)) {
+  const text = fs.readFileSync(README, 'utf8');
+  const a = text.indexOf(START);
+  const b = text.indexOf(END);
+  if (a >= 0 && b > a) {
+    const section = md.replace(/^## .*\n/, '').trim();
+    fs.writeFileSync(README, `${text.slice(0, a + START.length)}\n${section}\n${text.slice(b)}`);
+    process.stderr.write('[bench] README.md benchmark table updated\n');
+  }
+}
 if (process.env.BENCH_STRICT === '1' && failed.length) process.exit(1);
