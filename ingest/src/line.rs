@@ -11,8 +11,8 @@
 //! values (whitespace, unsorted or duplicate keys, floats, `\u` escapes…) take the reference path
 //! for that value alone: parsed into a `Value` and written back. So a line is still exactly one
 //! compact JSON object with every object's keys sorted, duplicates resolved last-wins, and sizes
-//! (`max_size`) are still those of the compact encoding. `tests` checks the two paths against
-//! each other.
+//! (`max_size`) are still those of the compact encoding. `differential` checks the two paths
+//! against each other, for `tests` and the `line_pipeline` fuzz target.
 //!
 //! serde_json's recursion limit does not apply to raw values, so the scanner counts depth itself;
 //! anything unusual (too deep, a number out of range, a lone surrogate) sends the caller back to
@@ -1178,192 +1178,16 @@ fn enrich<'a>(
     })
 }
 
+#[doc(hidden)]
+pub mod differential;
+
 #[cfg(test)]
 mod tests {
-    //! The line pipeline against the reference (`validate_message` + `enrich` + serde_json).
+    //! The line pipeline against the reference (`validate_message` + `enrich` + serde_json), by
+    //! way of the shared harness in `differential`.
+    use super::differential::{same, DEFAULT};
     use super::*;
-    use crate::enrich::RequestContext;
-    use crate::validate::validate_message;
     use proptest::prelude::*;
-    use serde_json::Value;
-    use time::macros::datetime;
-
-    const SOURCE: &str = "web";
-
-    struct Opts {
-        implied: Option<MessageType>,
-        max: usize,
-        keep_ip: bool,
-        trust: bool,
-        ua: Option<&'static str>,
-    }
-
-    const DEFAULT: Opts = Opts {
-        implied: None,
-        max: 32 * 1024,
-        keep_ip: false,
-        trust: false,
-        ua: Some("Mozilla/5.0 (X11; Linux x86_64) Chrome/126.0 Safari/537.36"),
-    };
-
-    /// `body` is a `/v1/batch` body (implied None) or a single message. Returns per message
-    /// `Ok(line)` or `Err((field, rule, message))`, or `None` when the body is not usable.
-    type Out = Option<Vec<Result<Value, (String, String, String)>>>;
-
-    fn strip_generated(mut v: Value, had_id: bool) -> Value {
-        if !had_id {
-            v.as_object_mut().unwrap().remove("messageId");
-        }
-        v
-    }
-
-    fn reference(body: &str, o: &Opts) -> Out {
-        let Ok(Value::Object(mut top)) = serde_json::from_str::<Value>(body) else {
-            return None;
-        };
-        top.remove("writeKey");
-        let received = datetime!(2024-05-01 12:00:00.250 UTC);
-        let (messages, context, sent_at) = if o.implied.is_none() {
-            let Some(Value::Array(b)) = top.remove("batch") else {
-                return None;
-            };
-            let c = match top.remove("context") {
-                Some(Value::Object(c)) => Some(c),
-                None | Some(Value::Null) => None,
-                _ => return None,
-            };
-            let s = match top.remove("sentAt") {
-                Some(Value::String(s)) if parse_timestamp(&s).is_some() => Some(s),
-                None | Some(Value::Null) => None,
-                _ => return None,
-            };
-            (b, c, s)
-        } else {
-            (vec![Value::Object(top)], None, None)
-        };
-        let ctx = RequestContext {
-            received_at: received,
-            sent_at: sent_at.as_deref(),
-            batch_context: context.as_ref(),
-            client_ip: Some("203.0.113.77".parse().unwrap()),
-            user_agent: o.ua,
-            source: SOURCE,
-            keep_ip: o.keep_ip,
-            trust_client_ip: o.trust,
-        };
-        Some(
-            messages
-                .into_iter()
-                .map(|m| {
-                    let had_id =
-                        matches!(m.get("messageId"), Some(Value::String(s)) if !s.is_empty());
-                    match validate_message(m, o.implied, o.max) {
-                        Ok(mut msg) => {
-                            crate::enrich::enrich(&mut msg, &ctx);
-                            let mut bytes = serde_json::to_vec(&Value::Object(msg)).unwrap();
-                            bytes.push(b'\n');
-                            let v: Value = serde_json::from_slice(&bytes).unwrap();
-                            // Byte-level identity is checked by `fast` against this text.
-                            Ok(strip_generated(
-                                Value::String(String::from_utf8(bytes).unwrap()),
-                                true,
-                            ))
-                            .map(|s| (s, v, had_id))
-                            .map(|(s, v, had_id)| {
-                                if had_id {
-                                    s
-                                } else {
-                                    strip_generated(v, false)
-                                }
-                            })
-                        }
-                        Err(v) => Err((v.field.to_owned(), v.rule.to_owned(), v.message)),
-                    }
-                })
-                .collect(),
-        )
-    }
-
-    fn fast(body: &str, o: &Opts) -> Out {
-        let checker = Body::new(body.as_bytes());
-        let mut top = parse_body(body, &checker).ok()?;
-        for (k, v) in &top {
-            if k.0 != "batch" {
-                deep_check(*v, &checker).ok()?;
-            }
-        }
-        let field = |n: &'static str| Str(Cow::Borrowed(n));
-        top.remove(&field("writeKey"));
-        let received = datetime!(2024-05-01 12:00:00.250 UTC);
-        let (items, context, sent_at) = if o.implied.is_none() {
-            let b = parse_array(top.remove(&field("batch"))?, &checker).ok()??;
-            let c = match top.remove(&field("context")) {
-                Some(r) if r.get().starts_with('{') => {
-                    Some(split_object(r, &checker, Mode::Scan).ok()?)
-                }
-                None => None,
-                Some(r) if r.get() == "null" => None,
-                _ => return None,
-            };
-            let s = match top.remove(&field("sentAt")) {
-                None => None,
-                Some(r) if r.get() == "null" => None,
-                Some(r) => match as_string(r.get()).ok()? {
-                    Some(s) if parse_timestamp(&s).is_some() => Some(r),
-                    _ => return None,
-                },
-            };
-            let items: Vec<_> = b
-                .into_iter()
-                .map(|m| message_object(m, &checker))
-                .collect::<Result<_, _>>()
-                .ok()?;
-            (items, c, s)
-        } else {
-            (vec![Ok(top)], None, None)
-        };
-        let req = Request::new(RequestInputs {
-            received_at: received,
-            sent_at,
-            batch_context: context,
-            client_ip: Some("203.0.113.77".parse().unwrap()),
-            user_agent: o.ua,
-            source: SOURCE,
-            keep_ip: o.keep_ip,
-            trust_client_ip: o.trust,
-            body: &checker,
-        })
-        .ok()?;
-        let mut out = Vec::new();
-        for item in items {
-            let r = match item {
-                Ok(m) => process(m, o.implied, o.max, &req).ok()?,
-                Err(v) => Err(v),
-            };
-            out.push(match r {
-                Ok(e) => {
-                    let v: Value = serde_json::from_slice(&e.line).unwrap();
-                    assert_eq!(v["messageId"], Value::String(e.message_id.clone()));
-                    assert_eq!(e.bot, v["context"]["bot"] == Value::Bool(true));
-                    let had_id = body.contains(&format!("\"{}\"", e.message_id));
-                    if had_id {
-                        Ok(Value::String(String::from_utf8(e.line).unwrap()))
-                    } else {
-                        Ok(strip_generated(v, false))
-                    }
-                }
-                Err(v) => Err((v.field.to_owned(), v.rule.to_owned(), v.message)),
-            });
-        }
-        Some(out)
-    }
-
-    fn same(body: &str, o: &Opts) {
-        let r = reference(body, o);
-        let f = fast(body, o);
-        // The fast path may refuse a body only where the reference refuses it too.
-        assert_eq!(f, r, "body: {body}");
-    }
 
     fn wrap(messages: &[&str]) -> String {
         format!(
@@ -1404,6 +1228,8 @@ mod tests {
             r#"{"type":"track","event":"e","userId":"u","messageId":"m11","timestamp":"0001-01-01T00:00:00Z","sentAt":"9999-12-31T23:59:59Z"}"#,
             r#"{"type":"track","event":"e","userId":"u","messageId":"m12","context":{"userAgent":"x","library":{"name":"mine"}}}"#,
             r#"{"type":"track","event":"e","userId":"u","messageId":"m13","key\u0041":1,"a\nb":2}"#,
+            // A client id with escapes: its line is the client's (compared byte for byte).
+            r#"{"type":"track","event":"e","userId":"u","messageId":"m\u0031\n4"}"#,
             r#"[1]"#,
             r#""str""#,
         ];

@@ -1,0 +1,274 @@
+//! The line pipeline against its reference, as a differential harness shared by `line`'s unit
+//! tests and the `line_pipeline` fuzz target (`ingest/fuzz`); not part of the request path.
+//!
+//! `reference` runs a body through `validate::validate_message` + `enrich::enrich` + serde_json;
+//! `fast` runs it through the production calls of this module, in the router's order
+//! (`parse_body`, `deep_check`, `parse_array`, `split_object`, `as_string`, `message_object`,
+//! `Request::new`, `process`). `same` asserts they agree: the same messages accepted and rejected
+//! with the same field, rule and message, accepted lines byte-identical (or, when the server
+//! generated the `messageId`, identical as JSON once that id is removed), and the body refused by
+//! both or by neither. `check` is `same` plus the properties of every line the fast path writes:
+//! exactly one JSON object, one trailing newline, no `writeKey`, the `messageId` it reports.
+
+use std::borrow::Cow;
+use std::net::{IpAddr, Ipv4Addr};
+
+use serde_json::Value;
+use time::macros::datetime;
+
+use super::{
+    as_string, deep_check, message_object, parse_array, parse_body, process, split_object, Body,
+    Encoded, Mode, Request, RequestInputs, Str,
+};
+use crate::enrich::RequestContext;
+use crate::validate::{parse_timestamp, validate_message, MessageType, RuleViolation};
+
+/// The key's `source`, on every line.
+pub const SOURCE: &str = "web";
+
+/// What the request and the server's settings contribute.
+#[derive(Debug, Clone, Copy)]
+pub struct Opts<'u> {
+    /// `None`: a `/v1/batch` body; else a single-message body sent to that type's endpoint.
+    pub implied: Option<MessageType>,
+    /// `--max-message-bytes`.
+    pub max: usize,
+    /// `--keep-ip`.
+    pub keep_ip: bool,
+    /// `--trust-proxy`.
+    pub trust: bool,
+    /// The `User-Agent` header.
+    pub ua: Option<&'u str>,
+    /// The client address as `enrich::client_ip` decided it.
+    pub client_ip: Option<IpAddr>,
+}
+
+/// A batch with the server defaults, a desktop browser, a public IPv4 client.
+pub const DEFAULT: Opts<'static> = Opts {
+    implied: None,
+    max: 32 * 1024,
+    keep_ip: false,
+    trust: false,
+    ua: Some("Mozilla/5.0 (X11; Linux x86_64) Chrome/126.0 Safari/537.36"),
+    client_ip: Some(IpAddr::V4(Ipv4Addr::new(203, 0, 113, 77))),
+};
+
+/// `body` is a `/v1/batch` body (implied None) or a single message. Returns per message
+/// `Ok(line)` or `Err((field, rule, message))`, or `None` when the body is not usable.
+/// A line is its text (`Value::String`) when the client sent the `messageId`, else its parsed
+/// object without the generated `messageId`.
+pub type Out = Option<Vec<Result<Value, (String, String, String)>>>;
+
+fn strip_generated(mut v: Value, had_id: bool) -> Value {
+    if !had_id {
+        if let Some(obj) = v.as_object_mut() {
+            obj.remove("messageId");
+        }
+    }
+    v
+}
+
+fn received() -> time::OffsetDateTime {
+    datetime!(2024-05-01 12:00:00.250 UTC)
+}
+
+/// The reference: `validate_message` + `enrich` + serde_json, on the body parsed as a `Value`.
+pub fn reference(body: &str, o: &Opts<'_>) -> Out {
+    let Ok(Value::Object(mut top)) = serde_json::from_str::<Value>(body) else {
+        return None;
+    };
+    top.remove("writeKey");
+    let (messages, context, sent_at) = if o.implied.is_none() {
+        let Some(Value::Array(b)) = top.remove("batch") else {
+            return None;
+        };
+        let c = match top.remove("context") {
+            Some(Value::Object(c)) => Some(c),
+            None | Some(Value::Null) => None,
+            _ => return None,
+        };
+        let s = match top.remove("sentAt") {
+            Some(Value::String(s)) if parse_timestamp(&s).is_some() => Some(s),
+            None | Some(Value::Null) => None,
+            _ => return None,
+        };
+        (b, c, s)
+    } else {
+        (vec![Value::Object(top)], None, None)
+    };
+    let ctx = RequestContext {
+        received_at: received(),
+        sent_at: sent_at.as_deref(),
+        batch_context: context.as_ref(),
+        client_ip: o.client_ip,
+        user_agent: o.ua,
+        source: SOURCE,
+        keep_ip: o.keep_ip,
+        trust_client_ip: o.trust,
+    };
+    Some(
+        messages
+            .into_iter()
+            .map(|m| {
+                let had_id = matches!(m.get("messageId"), Some(Value::String(s)) if !s.is_empty());
+                match validate_message(m, o.implied, o.max) {
+                    Ok(mut msg) => {
+                        crate::enrich::enrich(&mut msg, &ctx);
+                        let mut bytes = serde_json::to_vec(&Value::Object(msg)).unwrap();
+                        bytes.push(b'\n');
+                        // Byte-level identity is checked by `fast` against this text.
+                        Ok(if had_id {
+                            Value::String(String::from_utf8(bytes).unwrap())
+                        } else {
+                            strip_generated(serde_json::from_slice(&bytes).unwrap(), false)
+                        })
+                    }
+                    Err(v) => Err((v.field.to_owned(), v.rule.to_owned(), v.message)),
+                }
+            })
+            .collect(),
+    )
+}
+
+/// One message as the production pipeline left it, and whether the client sent a non-empty
+/// string `messageId` (so the line's id is not generated).
+pub type Processed = (bool, Result<Encoded, RuleViolation>);
+
+/// The production line pipeline, in the router's order. `None` when it gives up on the body
+/// (the router then answers with the reference parser's error).
+pub fn run(body: &str, o: &Opts<'_>) -> Option<Vec<Processed>> {
+    let checker = Body::new(body.as_bytes());
+    let mut top = parse_body(body, &checker).ok()?;
+    for (k, v) in &top {
+        if k.0 != "batch" {
+            deep_check(*v, &checker).ok()?;
+        }
+    }
+    let field = |n: &'static str| Str(Cow::Borrowed(n));
+    top.remove(&field("writeKey"));
+    let (items, context, sent_at) = if o.implied.is_none() {
+        let b = parse_array(top.remove(&field("batch"))?, &checker).ok()??;
+        let c = match top.remove(&field("context")) {
+            Some(r) if r.get().starts_with('{') => {
+                Some(split_object(r, &checker, Mode::Scan).ok()?)
+            }
+            None => None,
+            Some(r) if r.get() == "null" => None,
+            _ => return None,
+        };
+        let s = match top.remove(&field("sentAt")) {
+            None => None,
+            Some(r) if r.get() == "null" => None,
+            Some(r) => match as_string(r.get()).ok()? {
+                Some(s) if parse_timestamp(&s).is_some() => Some(r),
+                _ => return None,
+            },
+        };
+        let items: Vec<_> = b
+            .into_iter()
+            .map(|m| message_object(m, &checker))
+            .collect::<Result<_, _>>()
+            .ok()?;
+        (items, c, s)
+    } else {
+        (vec![Ok(top)], None, None)
+    };
+    let req = Request::new(RequestInputs {
+        received_at: received(),
+        sent_at,
+        batch_context: context,
+        client_ip: o.client_ip,
+        user_agent: o.ua,
+        source: SOURCE,
+        keep_ip: o.keep_ip,
+        trust_client_ip: o.trust,
+        body: &checker,
+    })
+    .ok()?;
+    let mut out = Vec::new();
+    for item in items {
+        let (had_id, r) = match item {
+            Ok(m) => {
+                let had_id = match m.get(&field("messageId")) {
+                    Some(raw) => matches!(as_string(raw.get()).ok()?, Some(s) if !s.is_empty()),
+                    None => false,
+                };
+                (had_id, process(m, o.implied, o.max, &req).ok()?)
+            }
+            Err(v) => (false, Err(v)),
+        };
+        out.push((had_id, r));
+    }
+    Some(out)
+}
+
+/// `run`'s result in `Out` form.
+pub fn to_out(processed: Option<Vec<Processed>>) -> Out {
+    let out = processed?
+        .into_iter()
+        .map(|(had_id, r)| match r {
+            Ok(e) => {
+                let v: Value = serde_json::from_slice(&e.line).unwrap();
+                assert_eq!(v["messageId"], Value::String(e.message_id.clone()));
+                assert_eq!(e.bot, v["context"]["bot"] == Value::Bool(true));
+                if had_id {
+                    Ok(Value::String(String::from_utf8(e.line).unwrap()))
+                } else {
+                    Ok(strip_generated(v, false))
+                }
+            }
+            Err(v) => Err((v.field.to_owned(), v.rule.to_owned(), v.message)),
+        })
+        .collect();
+    Some(out)
+}
+
+/// The production line pipeline, in `Out` form.
+pub fn fast(body: &str, o: &Opts<'_>) -> Out {
+    to_out(run(body, o))
+}
+
+/// Asserts the production pipeline and the reference agree on `body`.
+pub fn same(body: &str, o: &Opts<'_>) {
+    let r = reference(body, o);
+    let f = fast(body, o);
+    // The fast path may refuse a body only where the reference refuses it too.
+    assert_eq!(f, r, "body: {body}");
+}
+
+/// `same`, plus the shape of every line the production pipeline writes.
+pub fn check(body: &str, o: &Opts<'_>) {
+    let processed = run(body, o);
+    for (_, r) in processed.iter().flatten() {
+        if let Ok(e) = r {
+            check_line(e);
+        }
+    }
+    let r = reference(body, o);
+    let f = to_out(processed);
+    assert_eq!(f, r, "body: {body:?}");
+}
+
+/// One NDJSON line: a single compact JSON object, one trailing newline, no `writeKey`, the
+/// fields the server owns, and the `messageId` reported for it.
+pub fn check_line(e: &Encoded) {
+    let line = &e.line;
+    assert_eq!(line.last(), Some(&b'\n'), "ends with a newline");
+    assert_eq!(
+        line.iter().filter(|b| **b == b'\n').count(),
+        1,
+        "exactly one newline: {:?}",
+        String::from_utf8_lossy(line)
+    );
+    let text = std::str::from_utf8(line).expect("a line is UTF-8");
+    let v: Value = serde_json::from_str(text).expect("a line is one JSON value");
+    let obj = v.as_object().expect("a line is an object");
+    assert!(!obj.contains_key("writeKey"), "writeKey in {text}");
+    assert!(!e.message_id.is_empty());
+    assert_eq!(obj["messageId"], Value::String(e.message_id.clone()));
+    assert_eq!(obj["source"], SOURCE);
+    for field in ["receivedAt", "timestamp"] {
+        assert!(obj[field].is_string(), "{field} in {text}");
+    }
+    assert!(obj["context"].is_object(), "context in {text}");
+}
