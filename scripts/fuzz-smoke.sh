@@ -6,13 +6,15 @@
 #   FUZZ_SECONDS=600 scripts/fuzz-smoke.sh ingest/fuzz:decode
 #
 # Targets are "fuzz-dir:target" entries; add new ones to TARGETS. A crash fails the script and
-# leaves the input under <fuzz-dir>/artifacts/<target>/ (keep it as a regression test).
+# leaves the input under <fuzz-dir>/artifacts/<target>/; keep it as a regression test under
+# <fuzz-dir>/regressions/<target>/ (see its README.md), which every run replays first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 TARGETS=(
   "ingest/fuzz:decode"
   "ingest/fuzz:validate_enrich"
+  "ingest/fuzz:line_pipeline"
   "sdk/fuzz:persisted_state"
   "sdk/fuzz:persisted_queue"
 )
@@ -41,6 +43,9 @@ for entry in "${TARGETS[@]}"; do
   corpora=("$dir/corpus/$target")
   # Committed seed inputs, when the project has them (read, never written to).
   if [ -d "$dir/seeds/$target" ]; then corpora+=("$dir/seeds/$target"); fi
+  # Kept crash inputs (read, never written to): libFuzzer runs every input of every corpus
+  # directory before it mutates anything, so one that still crashes fails the run.
+  if [ -d "$dir/regressions/$target" ]; then corpora+=("$dir/regressions/$target"); fi
   # -max_total_time bounds the run; the final stats line reports the executions.
   # PIPESTATUS must be read right after the pipeline (a trailing `|| true` would reset it to 0
   # and hide a crash), so errexit is off around it.
