@@ -1,4 +1,5 @@
-//! Builds the `footfall` npm package (npm/dist/) from the SDK's wasm-pack output (sdk/pkg/).
+//! Builds the `footfall` npm package (npm/dist/) from the SDK's release build (sdk/pkg/, written by
+//! sdk/build.sh: the wasm plus the JS adapter and edges).
 //! Owns: bundling + minifying the ES module and the script-tag build with esbuild (the SDK's
 //! adapter and its JS edge modules; the wasm has no generated glue), renaming the wasm
 //! to footfall_bg.wasm (and every reference to it), binaryen `wasm-opt -Oz`, the types, the snippet.
@@ -11,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 
 const npmDir = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const root = resolve(npmDir, '..');
-// FOOTFALL_SDK_PKG points at another wasm-pack output folder (same file names), e.g. a profiling build.
+// FOOTFALL_SDK_PKG points at another SDK build folder (same file names), e.g. a profiling build.
 const pkgDir = resolve(process.env.FOOTFALL_SDK_PKG || join(root, 'sdk', 'pkg'));
 const dist = join(npmDir, 'dist');
 const toolsDir = join(root, 'tests', 'node_modules');
