@@ -23,7 +23,7 @@ lint:
 unit:
 	cargo test --workspace
 
-wasm-test:
+wasm-test: sdk
 	cd sdk && wasm-pack test --headless --chrome
 
 sdk:

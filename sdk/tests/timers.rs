@@ -8,8 +8,8 @@
 //!
 //! `fetch` is replaced on the page (as browser.rs does for its transport test): it serves the
 //! wasm from sdk/pkg (the release build, `bash sdk/build.sh`; the test runner serves the crate
-//! directory) and answers every batch 200, recording when it was sent. Without sdk/pkg the
-//! tests are skipped (with a console note), because `make test` runs them before the SDK build.
+//! directory) and answers every batch 200, recording when it was sent. `make wasm-test` builds
+//! sdk/pkg first; without it the test fails.
 #![cfg(target_arch = "wasm32")]
 
 use js_sys::{Array, Object, Promise, Reflect};
@@ -113,12 +113,11 @@ async fn the_flush_interval_timer_and_the_end_of_task_send() {
     ] {
         Reflect::set(&o, &k.into(), &v).unwrap();
     }
-    if !start(&o).await.as_bool().unwrap() {
-        console_log!(
-            "timers.rs skipped: no sdk/pkg/footfall_sdk_bg.wasm (run `bash sdk/build.sh`)"
-        );
-        return;
-    }
+    // `make wasm-test` builds sdk/pkg first: a missing build is a failure, never a silent skip.
+    assert!(
+        start(&o).await.as_bool().unwrap(),
+        "no sdk/pkg/footfall_sdk_bg.wasm: run `bash sdk/build.sh` (make wasm-test does) first"
+    );
 
     // 1. One event, below flushAt, nothing else happening: the interval timer alone sends it,
     //    not before the interval.
