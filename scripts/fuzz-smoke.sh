@@ -4,6 +4,7 @@
 #
 #   scripts/fuzz-smoke.sh                 every target, FUZZ_SECONDS (default 20) each
 #   FUZZ_SECONDS=600 scripts/fuzz-smoke.sh ingest/fuzz:decode
+#   FUZZ_RUNS=10000000 scripts/fuzz-smoke.sh     the long run: 10 million executions per target
 #
 # Targets are "fuzz-dir:target" entries; add new ones to TARGETS. A crash fails the script and
 # leaves the input under <fuzz-dir>/artifacts/<target>/; keep it as a regression test under
@@ -38,7 +39,13 @@ for entry in "${TARGETS[@]}"; do
     echo "fuzz-smoke: $dir does not exist (skipping $target)" >&2
     continue
   fi
-  echo "fuzz-smoke: $dir $target for ${SECONDS_EACH}s" >&2
+  if [ -n "${FUZZ_RUNS:-}" ]; then
+    limit=(-runs="$FUZZ_RUNS")
+    echo "fuzz-smoke: $dir $target for $FUZZ_RUNS executions" >&2
+  else
+    limit=(-max_total_time="$SECONDS_EACH")
+    echo "fuzz-smoke: $dir $target for ${SECONDS_EACH}s" >&2
+  fi
   mkdir -p "$dir/corpus/$target"
   corpora=("$dir/corpus/$target")
   # Committed seed inputs, when the project has them (read, never written to).
@@ -46,12 +53,12 @@ for entry in "${TARGETS[@]}"; do
   # Kept crash inputs (read, never written to): libFuzzer runs every input of every corpus
   # directory before it mutates anything, so one that still crashes fails the run.
   if [ -d "$dir/regressions/$target" ]; then corpora+=("$dir/regressions/$target"); fi
-  # -max_total_time bounds the run; the final stats line reports the executions.
+  # -max_total_time (or -runs) bounds the run; the final stats line reports the executions.
   # PIPESTATUS must be read right after the pipeline (a trailing `|| true` would reset it to 0
   # and hide a crash), so errexit is off around it.
   set +e
   cargo +nightly fuzz run --fuzz-dir "$dir" "$target" "${corpora[@]}" -- \
-    -max_total_time="$SECONDS_EACH" -print_final_stats=1 2>&1 |
+    "${limit[@]}" -print_final_stats=1 2>&1 |
     grep -E 'stat::number_of_executed_units|Done [0-9]+ runs|ERROR|panicked|SUMMARY|artifact'
   status=${PIPESTATUS[0]}
   set -e
