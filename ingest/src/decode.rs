@@ -164,7 +164,7 @@ pub fn decode_payload(raw: Bytes, encoding: Encoding, limit: usize) -> Result<By
 /// Parses the decoded body as one JSON value. serde_json's recursion limit (128) turns deeply
 /// nested input into an error instead of a stack overflow.
 pub fn parse_json(bytes: &[u8]) -> Result<Value, IngestError> {
-    serde_json::from_slice(bytes).map_err(|e| IngestError::InvalidJson(e.to_string()))
+    crate::plain_json::from_slice(bytes).map_err(|e| IngestError::InvalidJson(e.to_string()))
 }
 
 /// All of the above but the JSON parse, in order. Returns the decoded body and the raw

@@ -12,6 +12,7 @@ pub mod enrich;
 pub mod error;
 pub mod line;
 pub mod metrics;
+pub mod plain_json;
 pub mod ratelimit;
 pub mod router;
 pub mod server;

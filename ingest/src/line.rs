@@ -316,7 +316,7 @@ fn canon<'a>(raw: RawVal<'a>, body: &Body<'_>) -> Result<Json<'a>, BodyError> {
         Scan::NotCanonical => {}
         Scan::TooDeep | Scan::Unknown => body.check()?,
     }
-    let value: serde_json::Value = serde_json::from_str(raw.text).map_err(|_| BodyError)?;
+    let value = crate::plain_json::from_str(raw.text).map_err(|_| BodyError)?;
     // Serialising a Value to a String cannot fail.
     Ok(Json::Owned(
         serde_json::to_string(&value).unwrap_or_default(),
@@ -1290,6 +1290,39 @@ mod tests {
         );
         same(
             &wrap(&[r#"{"type":"track","event":"e","userId":"u","properties":{"s":"\ud800"}}"#]),
+            &DEFAULT,
+        );
+    }
+
+    /// serde_json's private RawValue marker is an ordinary key here (found by the line_pipeline
+    /// fuzzer, kept in ingest/fuzz/regressions/line_pipeline/): written as sent, whatever the
+    /// spacing, never replaced by the JSON its string holds, never a refused body.
+    #[test]
+    fn serde_private_marker_key_is_data_like_any_key() {
+        let marker = "$serde_json::private::RawValue";
+        for props in [
+            format!(r#"{{"a": {{"{marker}": "5"}}}}"#),
+            format!(r#"{{"a":{{"{marker}":"5"}}}}"#),
+            format!(r#"{{"a": {{"{marker}": "x y"}}}}"#),
+        ] {
+            let body = wrap(&[&format!(
+                r#"{{"type":"track","event":"e","userId":"u","messageId":"m","properties":{props}}}"#
+            )]);
+            same(&body, &DEFAULT);
+            let lines = super::differential::run(&body, &DEFAULT).expect("body accepted");
+            let line = match &lines[0].1 {
+                Ok(e) => String::from_utf8(e.line.clone()).unwrap(),
+                Err(r) => panic!("{props}: rejected {r:?}"),
+            };
+            assert!(
+                line.contains(&format!(r#""properties":{{"a":{{"{marker}":""#)),
+                "{line}"
+            );
+        }
+        same(
+            &format!(
+                r#"{{"batch":[{{"{marker}":"9999-12-31T23"}},{{"type":"screen","userId":"u1","name":5}},7]}}"#
+            ),
             &DEFAULT,
         );
     }

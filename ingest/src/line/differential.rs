@@ -74,7 +74,7 @@ fn received() -> time::OffsetDateTime {
 
 /// The reference: `validate_message` + `enrich` + serde_json, on the body parsed as a `Value`.
 pub fn reference(body: &str, o: &Opts<'_>) -> Out {
-    let Ok(Value::Object(mut top)) = serde_json::from_str::<Value>(body) else {
+    let Ok(Value::Object(mut top)) = crate::plain_json::from_str(body) else {
         return None;
     };
     top.remove("writeKey");
@@ -120,7 +120,7 @@ pub fn reference(body: &str, o: &Opts<'_>) -> Out {
                         Ok(if had_id {
                             Value::String(String::from_utf8(bytes).unwrap())
                         } else {
-                            strip_generated(serde_json::from_slice(&bytes).unwrap(), false)
+                            strip_generated(crate::plain_json::from_slice(&bytes).unwrap(), false)
                         })
                     }
                     Err(v) => Err((v.field.to_owned(), v.rule.to_owned(), v.message)),
@@ -208,7 +208,7 @@ pub fn to_out(processed: Option<Vec<Processed>>) -> Out {
         .into_iter()
         .map(|(had_id, r)| match r {
             Ok(e) => {
-                let v: Value = serde_json::from_slice(&e.line).unwrap();
+                let v: Value = crate::plain_json::from_slice(&e.line).unwrap();
                 assert_eq!(v["messageId"], Value::String(e.message_id.clone()));
                 assert_eq!(e.bot, v["context"]["bot"] == Value::Bool(true));
                 if had_id {
@@ -261,7 +261,7 @@ pub fn check_line(e: &Encoded) {
         String::from_utf8_lossy(line)
     );
     let text = std::str::from_utf8(line).expect("a line is UTF-8");
-    let v: Value = serde_json::from_str(text).expect("a line is one JSON value");
+    let v: Value = crate::plain_json::from_str(text).expect("a line is one JSON value");
     let obj = v.as_object().expect("a line is an object");
     assert!(!obj.contains_key("writeKey"), "writeKey in {text}");
     assert!(!e.message_id.is_empty());
