@@ -22,10 +22,17 @@ let compiling;
 /** The compiled module (one download per page; a failed one is retried by the next call). */
 export function compile() {
   if (!compiling) {
-    // In a then(): a page whose fetch throws synchronously must get a rejection (init() reports
-    // it), not an exception at module evaluation.
-    compiling = Promise.resolve()
-      .then(() => W.compileStreaming(fetch(url)))
+    // Issued now, not in a microtask: the synchronous work that follows module evaluation
+    // (init() reads the Intl context first, 20-30 ms cold) must not hold the download back.
+    // A page whose fetch (or compileStreaming) throws gets a rejection that init() reports,
+    // never an exception at module evaluation.
+    let started;
+    try {
+      started = W.compileStreaming(fetch(url));
+    } catch (e) {
+      started = Promise.reject(e);
+    }
+    compiling = started
       // A server that does not send application/wasm: compile from the bytes instead.
       .catch(() => fetch(url).then((r) => r.arrayBuffer()).then((b) => W.compile(b)))
       .catch((e) => {
