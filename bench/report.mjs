@@ -197,7 +197,7 @@ if (sdk && ing && fs.existsSync(README)) {
   const a = text.indexOf(START);
   const b = text.indexOf(END);
   if (a >= 0 && b > a) {
-    const section = md.replace(/^## .*\n/, '').trim();
+    const section = md.replace(/^## Footfall benchmarks — (.*)\n/, 'Measured $1 by `make bench`.\n').trim();
     fs.writeFileSync(README, `${text.slice(0, a + START.length)}\n${section}\n${text.slice(b)}`);
     process.stderr.write('[bench] README.md benchmark table updated\n');
   }
