@@ -316,11 +316,9 @@ fn canon<'a>(raw: RawVal<'a>, body: &Body<'_>) -> Result<Json<'a>, BodyError> {
         Scan::NotCanonical => {}
         Scan::TooDeep | Scan::Unknown => body.check()?,
     }
-    let value = crate::plain_json::from_str(raw.text).map_err(|_| BodyError)?;
-    // Serialising a Value to a String cannot fail.
-    Ok(Json::Owned(
-        serde_json::to_string(&value).unwrap_or_default(),
-    ))
+    crate::plain_json::canonical(raw.text)
+        .map(Json::Owned)
+        .map_err(|_| BodyError)
 }
 
 /// The whole body, for a reference-parser check when a raw value is too deep to judge here.

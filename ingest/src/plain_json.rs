@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 use serde_json::{Map, Number, Value};
 
 /// A JSON value as the text has it; converted into a `Value` with plain map inserts.
@@ -39,6 +40,33 @@ impl From<Plain> for Value {
                     map.insert(k, Value::from(v));
                 }
                 Value::Object(map)
+            }
+        }
+    }
+}
+
+/// Written exactly as `Value` writes the same data (keys sorted, serde_json's number and string
+/// encoding), so canonical text needs no `Value` tree in between.
+impl Serialize for Plain {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Plain::Null => s.serialize_unit(),
+            Plain::Bool(b) => s.serialize_bool(*b),
+            Plain::Number(n) => n.serialize(s),
+            Plain::String(v) => s.serialize_str(v),
+            Plain::Array(a) => {
+                let mut seq = s.serialize_seq(Some(a.len()))?;
+                for v in a {
+                    seq.serialize_element(v)?;
+                }
+                seq.end()
+            }
+            Plain::Object(o) => {
+                let mut map = s.serialize_map(Some(o.len()))?;
+                for (k, v) in o {
+                    map.serialize_entry(k, v)?;
+                }
+                map.end()
             }
         }
     }
@@ -110,6 +138,12 @@ pub fn from_str(text: &str) -> serde_json::Result<Value> {
     serde_json::from_str::<Plain>(text).map(Value::from)
 }
 
+/// The compact, key-sorted text serde_json writes for the `Value` of `text` (every key an
+/// ordinary key), without building that `Value`.
+pub fn canonical(text: &str) -> serde_json::Result<String> {
+    serde_json::to_string(&serde_json::from_str::<Plain>(text)?)
+}
+
 /// `serde_json::from_slice::<Value>`, with every key an ordinary key.
 pub fn from_slice(bytes: &[u8]) -> serde_json::Result<Value> {
     serde_json::from_slice::<Plain>(bytes).map(Value::from)
@@ -136,6 +170,10 @@ mod tests {
                 "{text} → {v}"
             );
             assert_eq!(from_slice(text.as_bytes()).unwrap(), v);
+            assert_eq!(
+                canonical(&text).unwrap(),
+                serde_json::to_string(&v).unwrap()
+            );
         }
     }
 
@@ -153,6 +191,12 @@ mod tests {
             let ours = from_str(text).map_err(|e| e.to_string());
             let theirs = serde_json::from_str::<Value>(text).map_err(|e| e.to_string());
             assert_eq!(ours, theirs, "{text}");
+            let text_of = |v: Value| serde_json::to_string(&v).unwrap();
+            assert_eq!(
+                canonical(text).map_err(|e| e.to_string()),
+                theirs.map(text_of),
+                "{text}"
+            );
         }
         // The recursion limit is the parser's, whatever the target type.
         let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
