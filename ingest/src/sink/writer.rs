@@ -333,6 +333,16 @@ mod tests {
         }
     }
 
+    /// A writer for source `web` straight under `dir`, with fresh metrics.
+    fn writer(dir: &std::path::Path, rotate_bytes: u64) -> Writer {
+        Writer::new(
+            "web".into(),
+            dir.to_owned(),
+            &options(dir, rotate_bytes),
+            Arc::new(Metrics::default()),
+        )
+    }
+
     fn line(id: &str) -> Line {
         Line {
             message_id: id.into(),
@@ -434,12 +444,7 @@ mod tests {
     #[test]
     fn rotates_on_the_hour() {
         let dir = tempfile::tempdir().unwrap();
-        let mut w = Writer::new(
-            "web".into(),
-            dir.path().to_owned(),
-            &options(dir.path(), 1 << 20),
-            Arc::new(Metrics::default()),
-        );
+        let mut w = writer(dir.path(), 1 << 20);
         let t = time::macros::datetime!(2024-05-01 10:59:59 UTC);
         for (line, at) in [
             (&b"{\"a\":1}\n"[..], t),
@@ -491,12 +496,7 @@ mod tests {
     fn a_group_of_more_lines_than_iov_max_is_written_whole_and_in_order() {
         // writev takes at most 1,024 buffers a call: 3 requests of 1,500 lines need several.
         let dir = tempfile::tempdir().unwrap();
-        let mut w = Writer::new(
-            "web".into(),
-            dir.path().to_owned(),
-            &options(dir.path(), 1 << 30),
-            Arc::new(Metrics::default()),
-        );
+        let mut w = writer(dir.path(), 1 << 30);
         let mut jobs = Vec::new();
         let mut replies = Vec::new();
         for r in 0..3 {
