@@ -13,7 +13,7 @@ demo: setup
 	@bash scripts/demo.sh
 
 ## Every test: formatting, lints, native unit + integration tests, browser tests, end-to-end tests.
-test: setup lint unit wasm-test sdk npm ingest e2e fuzz
+test: setup lint unit wasm-test sdk npm size ingest e2e fuzz
 
 lint:
 	cargo fmt --all -- --check
@@ -31,6 +31,10 @@ sdk:
 
 npm: sdk
 	bash scripts/build-npm.sh
+
+## Download size (gzip -9, wasm + JS): fails above its ceiling; prints the gap to the 15 KB budget.
+size: npm
+	bash scripts/size-check.sh
 
 ingest:
 	cargo build -p footfall-ingest

@@ -29,6 +29,8 @@ import {
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const UUID_V7 = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/i;
+// context.library.version must be what npm installs (sdk/js/context.js keeps a copy).
+const PKG_VERSION = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'npm', 'package.json'), 'utf8')).version;
 const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
 
 let browser;
@@ -215,7 +217,7 @@ describe('footfall SDK end to end (Chromium + footfall-ingest)', () => {
 
     const c = pv.context;
     assert.equal(c.library?.name, 'footfall');
-    assert.match(String(c.library?.version), /^\d+\.\d+\.\d+/, 'library.version is a semver');
+    assert.equal(c.library?.version, PKG_VERSION, 'library.version is the npm package version');
     assert.deepEqual(
       { path: c.page?.path, referrer: c.page?.referrer, search: c.page?.search, title: c.page?.title, url: c.page?.url },
       { path: truth.path, referrer: truth.referrer, search: truth.search, title: truth.title, url: truth.url },

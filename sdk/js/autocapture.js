@@ -7,11 +7,10 @@
 //! properties; the others send `$click` with tag, id, classes, text (trimmed, ≤ 255 chars), href,
 //! a short selector and page coordinates. The value of an input, select or textarea is never read
 //! (inputs get no `text` at all).
+import { clip } from './json.js';
+
 const CAPTURED = 'a,button,[role=button],input[type=submit],input[type=button],[data-footfall-event]';
 const PROP = 'data-footfall-prop-';
-
-/** The first `max` characters (code points) of `s`. */
-const clip = (s, max) => (s.length <= max ? s : Array.from(s).slice(0, max).join(''));
 
 /** Safe to use unescaped in a selector. */
 const ident = (s) => /^[A-Za-z_][\w-]*$/.test(s);

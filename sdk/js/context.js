@@ -1,6 +1,11 @@
-//! What we read about the page and the browser for `context` (the wasm formats it). The page is
-//! read at start, on navigation and on explicit page() calls, never per track(); the
-//! page-independent part once at start. Every read survives a hostile getter.
+//! What we read about the page and the browser for `context`, serialized here as JSON (the wasm
+//! splices it into messages). The page is read at start, on navigation and on explicit page()
+//! calls, never per track(); the page-independent part once at start. Every read survives a
+//! hostile getter.
+import { clip, json } from './json.js';
+
+/** `context.library.version`: the npm package's version (tests/sdk.e2e.test.mjs checks they match). */
+const VERSION = '0.1.0';
 
 const str = (f) => {
   try {
@@ -11,14 +16,17 @@ const str = (f) => {
   }
 };
 
+// utm_<k> → context.campaign.<k> (Segment Spec; utm_campaign → `name`), in output order.
 const UTM = ['campaign', 'source', 'medium', 'term', 'content'];
 
 /**
- * path, referrer, search, title, url, then the five utm values decoded by the browser, each ""
- * when absent or "=value" (first occurrence wins; the wasm turns them into context.campaign and
- * the session's campaign key).
+ * [context.page JSON, route (path + query), context.campaign JSON or "" when the URL has no
+ * utm_* parameter]. Campaign values are decoded by the browser (first occurrence wins) and cut
+ * to 200 characters: a hostile URL must not bloat every message of the page. Which campaign
+ * starts a new session is the wasm's rule (core/campaign.rs).
  */
 export function page() {
+  const path = str(() => location.pathname);
   const search = str(() => location.search);
   let q;
   try {
@@ -26,13 +34,18 @@ export function page() {
   } catch {
     q = new URLSearchParams();
   }
+  const c = {};
+  let any = false;
+  for (const k of UTM) {
+    if (q.has('utm_' + k)) {
+      c[k === 'campaign' ? 'name' : k] = clip(q.get('utm_' + k), 200);
+      any = true;
+    }
+  }
   return [
-    str(() => location.pathname),
-    str(() => document.referrer),
-    search,
-    str(() => document.title),
-    str(() => location.href),
-    ...UTM.map((k) => (q.has('utm_' + k) ? '=' + q.get('utm_' + k) : '')),
+    json({ path, referrer: str(() => document.referrer), search, title: str(() => document.title), url: str(() => location.href) }),
+    path + search,
+    any ? json(c) : '',
   ];
 }
 
@@ -47,21 +60,18 @@ const num = (f) => {
 
 let commonRead;
 /**
- * userAgent, locale, timezone, density (printed by the browser) and the screen size; read once.
+ * The batch-level context JSON (library, userAgent, locale, timezone, screen); read once.
  * The first `Intl` call of a page loads the browser's ICU data (18–29 ms measured here), so
  * init() calls this before it waits for the wasm: the two overlap.
  */
 export function common() {
-  return (commonRead ||= {
-    s: [
-      str(() => navigator.userAgent),
-      str(() => navigator.language),
-      str(() => Intl.DateTimeFormat().resolvedOptions().timeZone),
-      str(() => (typeof devicePixelRatio === 'number' ? String(devicePixelRatio) : '1')),
-    ],
-    w: num(() => screen.width),
-    h: num(() => screen.height),
-  });
+  return (commonRead ||= json({
+    library: { name: 'footfall', version: VERSION },
+    userAgent: str(() => navigator.userAgent),
+    locale: str(() => navigator.language),
+    timezone: str(() => Intl.DateTimeFormat().resolvedOptions().timeZone),
+    screen: { width: num(() => screen.width), height: num(() => screen.height), density: num(() => devicePixelRatio) || 1 },
+  }));
 }
 
 /** Do Not Track or Global Privacy Control is on. */

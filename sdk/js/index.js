@@ -11,59 +11,10 @@ import { post, beacon } from './transport.js';
 import { page, common, privacySignal } from './context.js';
 import { click, patchHistory } from './autocapture.js';
 import { parse, plain, fail } from './options.js';
+import { json } from './json.js';
 
 let tracker;
 let pending;
-
-// Deepest nesting we send (a properties/traits/context object counts as level 1). The ingest's
-// parser stops at 128 levels and refuses the whole request, with every message batched with it.
-const DEPTH = 64;
-
-/** Counts `{` and `[` up to DEPTH + 1: a JSON text with at most DEPTH of them is at most DEPTH deep. */
-function opens(s) {
-  let n = 0;
-  for (const c of '{[') for (let i = 0; n <= DEPTH && (i = s.indexOf(c, i) + 1); ) n++;
-  return n;
-}
-
-/**
- * JSON for a plain object, always one the ingest can parse. Fast path: JSON.stringify. Slow path
- * (it threw: cycles, BigInt; or it may be over DEPTH): a replacer (BigInt → string, repeated
- * object → "[Circular]" when it threw, deeper than DEPTH → "[Depth limit]"); `{}` if all fails
- * (throwing getters, Proxy traps). Lone surrogates, which JSON.stringify writes as `\udXXX`
- * escapes the ingest refuses, become U+FFFD.
- */
-function json(v) {
-  let s;
-  try {
-    s = JSON.stringify(v);
-  } catch {
-    // cycles, BigInt, throwing getters, too deep for the stack: the slow path decides
-  }
-  if (s === undefined || opens(s) > DEPTH) {
-    const cyc = s === undefined;
-    const seen = new Map(); // object → its depth
-    try {
-      s = JSON.stringify(v, function (k, x) {
-        if (typeof x === 'bigint') return String(x);
-        if (x && typeof x === 'object') {
-          if (cyc && seen.has(x)) return '[Circular]';
-          // `this` is the holder: the root's is a fresh wrapper (depth 0).
-          const d = (seen.get(this) || 0) + 1;
-          if (d > DEPTH) return '[Depth limit]';
-          seen.set(x, d);
-        }
-        return x;
-      });
-    } catch {
-      s = '';
-    }
-  }
-  s = s || '{}';
-  // JSON.stringify escapes only lone surrogates (pairs stay raw), lowercase; `\\` is matched
-  // first so an escaped backslash followed by "ud800" is left alone.
-  return s.includes('\\ud') ? s.replace(/\\\\|\\ud[89a-f]../g, (m) => (m[2] ? '\\ufffd' : m)) : s;
-}
 
 function payload(v, what) {
   if (v == null) return '{}';
@@ -186,9 +137,8 @@ async function create(options) {
   };
   b = await instantiate(env);
   const x = b.x;
-  const cm = common();
-  const n = b.put([c.writeKey, ...cm.s, ...page()]);
-  x.ff_init(n, c.idle, c.max, c.flushAt, c.interval, c.maxQueue, (c.pageviews ? 1 : 0) | (disabled ? 2 : 0), cm.w, cm.h);
+  const n = b.put([json(c.writeKey), common(), ...page()]);
+  x.ff_init(n, c.idle, c.max, c.flushAt, c.interval, c.maxQueue, (c.pageviews ? 1 : 0) | (disabled ? 2 : 0));
   if (!disabled) {
     // Stored queues: the wasm decides (adopt a gone tab's, leave a live one's, drop junk).
     const now = Date.now();

@@ -10,9 +10,9 @@
 //! SDK again while the machine is busy; such a call is dropped (`ff_buf` answers 0), as the
 //! `try_borrow_mut` of the former bindgen code did.
 
-use crate::core::event::{self, Kind, Skip};
+use crate::core::event::{Kind, Skip};
 use crate::core::machine::{Config, Host, Machine};
-use crate::core::{json, session};
+use crate::core::session;
 use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
@@ -141,11 +141,9 @@ pub extern "C" fn ff_out() -> *const u8 {
     unsafe { (*G.out.get()).as_ptr() }
 }
 
-/// Creates the tracker. Strings: writeKey, userAgent, locale, timezone, density, then the page
-/// (path, referrer, search, title, url, five utm values: see `Machine::set_page`).
-/// flags: bit 0 pageviews, bit 1 disabled.
+/// Creates the tracker. Strings: the write key as a JSON string, the batch-level context JSON,
+/// then the page (see `Machine::set_page`). flags: bit 0 pageviews, bit 1 disabled.
 #[no_mangle]
-#[allow(clippy::too_many_arguments)]
 pub extern "C" fn ff_init(
     n: usize,
     idle_ms: f64,
@@ -154,22 +152,10 @@ pub extern "C" fn ff_init(
     interval_ms: f64,
     max_queue: f64,
     flags: u32,
-    width: f64,
-    height: f64,
 ) {
     with(n, |m, s| {
-        let mut write_key_json = String::new();
-        json::push_str(&mut write_key_json, s[0]);
-        let common = event::common_context(&event::Common {
-            user_agent: s[1],
-            locale: s[2],
-            timezone: s[3],
-            screen_width: width as i64,
-            screen_height: height as i64,
-            density: s[4],
-        });
         let cfg = Config {
-            write_key_json,
+            write_key_json: String::from(s[0]),
             session: session::Config {
                 idle_ms: (idle_ms as u64).max(1),
                 max_ms: (max_ms as u64).max(1),
@@ -180,9 +166,15 @@ pub extern "C" fn ff_init(
             pageviews: flags & 1 != 0,
             disabled: flags & 2 != 0,
         };
-        let mut t = Machine::new(JsHost, cfg, common);
-        t.set_page(core::array::from_fn(|i| s[5 + i]), true);
-        *m = Some(t);
+        let mut t = Machine::new(JsHost, cfg, String::from(s[1]));
+        t.set_page([s[2], s[3], s[4]], true);
+        // The adapter creates one tracker per page; a second init keeps the first without
+        // dropping it (its drop glue would cost wasm bytes for a call that never happens).
+        if m.is_none() {
+            *m = Some(t);
+        } else {
+            core::mem::forget(t);
+        }
     })
 }
 
@@ -209,7 +201,7 @@ pub extern "C" fn ff_event(n: usize, kind: u32, ts: f64, skip: u32, at: f64) {
         };
         if kind == Kind::Page {
             // An explicit page() describes the page as it is now (the title may have changed).
-            m.set_page(core::array::from_fn(|i| s[3 + i]), false);
+            m.set_page([s[3], s[4], s[5]], false);
         }
         let skip = Skip {
             page: skip & 1 != 0,
@@ -228,7 +220,7 @@ pub extern "C" fn ff_event(n: usize, kind: u32, ts: f64, skip: u32, at: f64) {
 pub extern "C" fn ff_nav(n: usize, force: u32) {
     with(n, |m, s| {
         if let Some(m) = m {
-            m.navigation(core::array::from_fn(|i| s[i]), force != 0);
+            m.navigation([s[0], s[1], s[2]], force != 0);
         }
     })
 }

@@ -3,15 +3,13 @@
 //! Per-message context (page, campaign, sessionId, sessionStart) is written into every message;
 //! the page-independent context (library, userAgent, locale, timezone, screen) is written once
 //! per batch at batch level, where the ingest merges it into each message (contracts.md) — that
-//! keeps the queue, storage and wire small. Properties and traits arrive already serialized by
-//! the browser's `JSON.stringify` and are spliced in unchanged.
+//! keeps the queue, storage and wire small. Properties, traits, `context.page`,
+//! `context.campaign` and the batch-level context arrive already serialized by the browser's
+//! `JSON.stringify` (sdk/js/context.js) and are spliced in unchanged: JSON done by the browser
+//! keeps escaping and number formatting out of the wasm.
 
 use super::{ids, json, time};
 use alloc::string::String;
-
-/// Library name and version reported in `context.library`.
-pub const LIBRARY_NAME: &str = "footfall";
-pub const LIBRARY_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -149,74 +147,6 @@ pub fn object_inner(obj: &str) -> &str {
         .and_then(|t| t.strip_suffix('}'))
         .unwrap_or("")
         .trim_ascii()
-}
-
-/// Page-independent context, serialized once at start and sent at batch level.
-#[derive(Debug, Clone, Copy)]
-pub struct Common<'a> {
-    pub user_agent: &'a str,
-    pub locale: &'a str,
-    pub timezone: &'a str,
-    pub screen_width: i64,
-    pub screen_height: i64,
-    /// `devicePixelRatio` as the browser printed it (no float formatting in the wasm).
-    pub density: &'a str,
-}
-
-pub fn common_context(c: &Common) -> String {
-    let mut o = String::with_capacity(200 + c.user_agent.len());
-    o.push_str("{\"library\":{\"name\":\"");
-    o.push_str(LIBRARY_NAME);
-    o.push_str("\",\"version\":\"");
-    o.push_str(LIBRARY_VERSION);
-    o.push_str("\"},");
-    json::push_key(&mut o, "userAgent");
-    json::push_str(&mut o, c.user_agent);
-    o.push(',');
-    json::push_key(&mut o, "locale");
-    json::push_str(&mut o, c.locale);
-    o.push(',');
-    json::push_key(&mut o, "timezone");
-    json::push_str(&mut o, c.timezone);
-    o.push_str(",\"screen\":{\"width\":");
-    json::push_i64(&mut o, c.screen_width);
-    o.push_str(",\"height\":");
-    json::push_i64(&mut o, c.screen_height);
-    o.push_str(",\"density\":");
-    // Only a plain decimal number goes out as a number; anything else (NaN, "") becomes 1.
-    let d = c.density;
-    let numeric = !d.is_empty()
-        && d.len() <= 24
-        && d.bytes().all(|b| b.is_ascii_digit() || b == b'.')
-        && d.bytes().filter(|&b| b == b'.').count() <= 1
-        && !d.starts_with('.')
-        && !d.ends_with('.');
-    o.push_str(if numeric { d } else { "1" });
-    o.push_str("}}");
-    o
-}
-
-/// `context.page` object from its five fields.
-pub fn page_context(path: &str, referrer: &str, search: &str, title: &str, url: &str) -> String {
-    let mut o = String::with_capacity(
-        64 + path.len() + referrer.len() + search.len() + title.len() + url.len(),
-    );
-    for (i, (k, v)) in [
-        ("path", path),
-        ("referrer", referrer),
-        ("search", search),
-        ("title", title),
-        ("url", url),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        o.push(if i == 0 { '{' } else { ',' });
-        json::push_key(&mut o, k);
-        json::push_str(&mut o, v);
-    }
-    o.push('}');
-    o
 }
 
 /// The envelope bytes around the messages: `{"batch":[` … `],"sentAt":"…","writeKey":…,"context":…}`.
@@ -361,48 +291,19 @@ mod tests {
     }
 
     #[test]
-    fn common_context_and_batch_body() {
-        let c = Common {
-            user_agent: "UA \"x\"",
-            locale: "en-US",
-            timezone: "Europe/Paris",
-            screen_width: 1280,
-            screen_height: -1,
-            density: "1.25",
-        };
-        let ctx = common_context(&c);
-        let v = parse(&ctx);
-        assert_eq!(
-            v["library"],
-            json!({"name": "footfall", "version": LIBRARY_VERSION})
-        );
-        assert_eq!(
-            v["screen"],
-            json!({"width": 1280, "height": -1, "density": 1.25})
-        );
-        for bad in ["NaN", "", "1e5", ".5", "1.", "1.2.3", "Infinity"] {
-            let v = parse(&common_context(&Common { density: bad, ..c }));
-            assert_eq!(v["screen"]["density"], 1, "{bad}");
-        }
-        let mut key = String::new();
-        json::push_str(&mut key, "dev");
+    fn batch_body_and_its_overhead() {
+        // The batch-level context arrives serialized by the JS edge (context.js).
+        let ctx = r#"{"library":{"name":"footfall","version":"0.1.0"},"locale":"en-US"}"#;
+        let key = "\"dev\"";
         let msgs = ["{\"a\":1}", "{\"b\":2}"];
-        let body = batch_body(msgs.iter().copied(), 15, 0, &key, &ctx);
+        let body = batch_body(msgs.iter().copied(), 15, 0, key, ctx);
         let v = parse(&body);
         assert_eq!(v["batch"], json!([{"a": 1}, {"b": 2}]));
         assert_eq!(v["sentAt"], "1970-01-01T00:00:00.000Z");
         assert_eq!(v["writeKey"], "dev");
-        assert_eq!(body.len(), batch_overhead(&key, &ctx) + 15);
-        let empty = batch_body([].into_iter(), 0, 0, &key, &ctx);
-        assert_eq!(empty.len(), batch_overhead(&key, &ctx));
-    }
-
-    #[test]
-    fn page_context_fields() {
-        let v = parse(&page_context("/a", "", "?q=1", "T\n", "http://x/a?q=1"));
-        assert_eq!(
-            v,
-            json!({"path": "/a", "referrer": "", "search": "?q=1", "title": "T\n", "url": "http://x/a?q=1"})
-        );
+        assert_eq!(v["context"]["locale"], "en-US");
+        assert_eq!(body.len(), batch_overhead(key, ctx) + 15);
+        let empty = batch_body([].into_iter(), 0, 0, key, ctx);
+        assert_eq!(empty.len(), batch_overhead(key, ctx));
     }
 }

@@ -224,28 +224,25 @@ impl<H: Host> Machine<H> {
         self.maybe_send(adopted, false);
     }
 
-    /// The page as it is now: path, referrer, search, title, url, then the five utm values
-    /// (see [`campaign::from_values`]) each as "" when absent or "=value". Returns true when
-    /// its route (path + query) changed. `opened`: a page was opened (load or navigation), so
-    /// its campaign counts for the session rule.
-    pub fn set_page(&mut self, f: [&str; 10], opened: bool) -> bool {
-        let [path, referrer, search, title, url, ..] = f;
-        let c = campaign::from_values(core::array::from_fn(|i| f[5 + i].strip_prefix('=')));
-        self.page_json = event::page_context(path, referrer, search, title, url);
-        let mut route = String::from(path);
-        route.push_str(search);
+    /// The page as it is now, as the JS edge read it: the `context.page` JSON object, the route
+    /// (path + query) and the `context.campaign` JSON object ("" when the URL has no utm
+    /// parameter). Returns true when the route changed. `opened`: a page was opened (load or
+    /// navigation), so its campaign counts for the session rule.
+    pub fn set_page(&mut self, f: [&str; 3], opened: bool) -> bool {
+        let [page_json, route, campaign_json] = f;
         let changed = route != self.route;
         if opened {
-            self.pending_campaign = c.key;
+            self.pending_campaign = campaign::key(campaign_json);
         }
-        self.campaign_json = c.json;
-        self.route = route;
+        self.page_json = String::from(page_json);
+        self.campaign_json = String::from(campaign_json);
+        self.route = String::from(route);
         changed
     }
 
     /// A navigation (history change, popstate, bfcache restore with `force`): a new path or
     /// query is a pageview.
-    pub fn navigation(&mut self, f: [&str; 10], force: bool) {
+    pub fn navigation(&mut self, f: [&str; 3], force: bool) {
         let before = self.pending_campaign;
         let changed = self.set_page(f, true);
         if !(changed || force) {
@@ -718,15 +715,15 @@ mod tests {
         }
     }
 
-    const PAGE: [&str; 10] = ["/p", "", "", "T", "http://x/p", "", "", "", "", ""];
+    const PAGE: [&str; 3] = [r#"{"path":"/p","title":"T"}"#, "/p", ""];
 
-    fn page(path: &str, search: &str, title: &str, url: &str) -> [String; 10] {
-        let mut f: [String; 10] = Default::default();
-        f[0] = path.into();
-        f[2] = search.into();
-        f[3] = title.into();
-        f[4] = url.into();
-        f
+    /// [context.page JSON, route, context.campaign JSON] as the JS edge hands them over.
+    fn page(path: &str, search: &str, campaign: &str) -> [String; 3] {
+        [
+            format!(r#"{{"path":"{path}","search":"{search}"}}"#),
+            format!("{path}{search}"),
+            campaign.into(),
+        ]
     }
 
     fn cfg(flush_at: usize) -> Config {
@@ -977,24 +974,23 @@ mod tests {
         m.set_page(PAGE, true);
         m.start();
         assert_eq!(m.queue.len(), 1, "the load pageview");
-        let nav = |m: &mut Machine<Page>, f: [String; 10], force: bool| {
+        let nav = |m: &mut Machine<Page>, f: [String; 3], force: bool| {
             m.navigation(core::array::from_fn(|i| f[i].as_str()), force)
         };
-        nav(
-            &mut m,
-            page("/p", "", "Other title", "http://x/p#frag"),
-            false,
-        );
+        // Another title or fragment: the same route.
+        nav(&mut m, page("/p", "", ""), false);
         assert_eq!(m.queue.len(), 1);
-        nav(&mut m, page("/q", "?a=1", "T", "http://x/q?a=1"), false);
+        nav(&mut m, page("/q", "?a=1", ""), false);
         assert_eq!(m.queue.len(), 2);
-        nav(&mut m, page("/q", "?a=1", "T", "http://x/q?a=1"), true);
+        nav(&mut m, page("/q", "?a=1", ""), true);
         assert_eq!(m.queue.len(), 3, "a bfcache restore counts");
         // A page opened with utm values: the campaign context and a new session.
         let sid = m.state.session_id.clone();
-        let mut f = page("/r", "?utm_source=x", "T", "http://x/r?utm_source=x");
-        f[6] = "=x".into();
-        nav(&mut m, f, false);
+        nav(
+            &mut m,
+            page("/r", "?utm_source=x", r#"{"source":"x"}"#),
+            false,
+        );
         assert_ne!(m.state.session_id, sid);
         let last = m.queue.all().last().unwrap();
         assert!(last.contains("\"campaign\":{\"source\":\"x\"}"), "{last}");

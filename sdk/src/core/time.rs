@@ -30,9 +30,8 @@ pub fn push_iso(out: &mut String, ms: u64) {
     buf[19] = b'.';
     put(&mut buf[20..23], rem % 1000);
     buf[23] = b'Z';
-    for &b in &buf {
-        out.push(b as char);
-    }
+    // SAFETY: `buf` holds ASCII digits and separators only.
+    out.push_str(unsafe { core::str::from_utf8_unchecked(&buf) });
 }
 
 /// Writes `n` zero-padded into `dst` (most significant digit first).
