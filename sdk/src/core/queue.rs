@@ -6,8 +6,8 @@
 //! A message leaves only when acknowledged (2xx), handed to an accepted beacon, dropped for good
 //! (400/401/403, or a lone message answered 413), or pushed out by `maxQueueSize` (counted).
 
-use alloc::collections::VecDeque;
 use alloc::string::String;
+use alloc::vec::Vec;
 
 /// Largest request body we send (the ingest's limit is 500 KB; 500,000 is under both readings).
 pub const MAX_BATCH_BYTES: usize = 500_000;
@@ -49,7 +49,11 @@ pub enum Outcome {
 
 #[derive(Debug)]
 pub struct Queue {
-    items: VecDeque<Item>,
+    /// The messages are `items[head..]`: the front is popped by moving `head` (the slot keeps an
+    /// empty string until the next compaction). A Vec and slices instead of a VecDeque: its
+    /// ring-buffer machinery was ~900 B of wasm.
+    items: Vec<Item>,
+    head: usize,
     next_seq: u64,
     max_items: usize,
     bytes: usize,
@@ -66,7 +70,8 @@ pub struct Queue {
 impl Queue {
     pub fn new(max_items: usize) -> Queue {
         Queue {
-            items: VecDeque::new(),
+            items: Vec::new(),
+            head: 0,
             next_seq: 1,
             max_items: max_items.max(1),
             bytes: 0,
@@ -77,12 +82,23 @@ impl Queue {
         }
     }
 
+    /// The queued messages, oldest first.
+    fn live(&self) -> &[Item] {
+        self.items.get(self.head..).unwrap_or(&[])
+    }
+
+    /// Drops the popped slots in front (after which `items` is exactly the queue).
+    fn compact(&mut self) {
+        self.items.drain(..self.head.min(self.items.len()));
+        self.head = 0;
+    }
+
     pub fn len(&self) -> usize {
-        self.items.len()
+        self.live().len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
+        self.live().is_empty()
     }
 
     /// Total bytes of the queued messages.
@@ -97,7 +113,7 @@ impl Queue {
 
     /// True while a message queued before `mark` is still here.
     pub fn holds_before(&self, mark: u64) -> bool {
-        self.items.front().is_some_and(|i| i.seq < mark)
+        self.live().first().is_some_and(|i| i.seq < mark)
     }
 
     /// Queues one message. Returns false (and counts a drop) when it is over
@@ -107,12 +123,12 @@ impl Queue {
             self.dropped += 1;
             return false;
         }
-        while self.items.len() >= self.max_items {
+        while self.len() >= self.max_items {
             self.pop_front();
             self.dropped += 1;
         }
         self.bytes += json.len();
-        self.items.push_back(Item {
+        self.items.push(Item {
             seq: self.next_seq,
             json,
         });
@@ -121,8 +137,13 @@ impl Queue {
     }
 
     fn pop_front(&mut self) {
-        if let Some(i) = self.items.pop_front() {
-            self.bytes -= i.json.len();
+        if let Some(i) = self.items.get_mut(self.head) {
+            self.bytes -= core::mem::take(&mut i.json).len();
+            self.head += 1;
+            // Amortized O(1): compact once the popped slots are half of the Vec.
+            if self.head * 2 >= self.items.len() {
+                self.compact();
+            }
         }
     }
 
@@ -132,8 +153,7 @@ impl Queue {
 
     /// Messages not part of the batch in flight.
     pub fn unsent(&self) -> usize {
-        let skip = self.first_unsent();
-        self.items.len() - skip
+        self.len() - self.first_unsent()
     }
 
     /// Index of the first message after the batch in flight. Sequence numbers ascend through
@@ -141,7 +161,7 @@ impl Queue {
     /// batch may be in flight.
     fn first_unsent(&self) -> usize {
         match self.in_flight {
-            Some(b) => self.items.partition_point(|i| i.seq <= b.last),
+            Some(b) => self.live().partition_point(|i| i.seq <= b.last),
             None => 0,
         }
     }
@@ -165,7 +185,7 @@ impl Queue {
         let cap = max_count.min(self.batch_cap).max(1);
         let mut batch: Option<Batch> = None;
         for item in self
-            .items
+            .live()
             .iter()
             .skip(self.first_unsent())
             .filter(|i| i.seq > after)
@@ -195,7 +215,7 @@ impl Queue {
 
     /// The messages of `batch` still queued, oldest first.
     pub fn messages(&self, batch: Batch) -> impl Iterator<Item = &str> {
-        self.items
+        self.live()
             .iter()
             .filter(move |i| i.seq >= batch.first && i.seq <= batch.last)
             .map(|i| i.json.as_str())
@@ -203,12 +223,12 @@ impl Queue {
 
     /// All queued messages, oldest first (for persisting).
     pub fn all(&self) -> impl Iterator<Item = &str> {
-        self.items.iter().map(|i| i.json.as_str())
+        self.live().iter().map(|i| i.json.as_str())
     }
 
     /// Part of a split (413) batch is still unsent: send it now.
     pub fn split_pending(&self) -> bool {
-        self.items
+        self.live()
             .get(self.first_unsent())
             .is_some_and(|i| i.seq <= self.split_last)
     }
@@ -229,9 +249,9 @@ impl Queue {
                 self.batch_cap = (self.batch_cap * 2).min(MAX_BATCH_COUNT);
             }
             Outcome::Split if b.count <= 1 => {
-                let before = self.items.len();
+                let before = self.len();
                 self.remove(b);
-                self.dropped += (before - self.items.len()) as u64;
+                self.dropped += (before - self.len()) as u64;
             }
             Outcome::Split => {
                 self.batch_cap = (b.count / 2).max(1);
@@ -243,6 +263,7 @@ impl Queue {
 
     /// Removes the messages of `batch` (e.g. handed to an accepted beacon).
     pub fn remove(&mut self, batch: Batch) {
+        self.compact();
         let mut freed = 0;
         self.items.retain(|i| {
             let gone = i.seq >= batch.first && i.seq <= batch.last;
@@ -263,8 +284,9 @@ impl Queue {
 
     /// Drops everything (opt-out). Returns how many messages were removed.
     pub fn clear(&mut self) -> usize {
-        let n = self.items.len();
+        let n = self.len();
         self.items.clear();
+        self.head = 0;
         self.bytes = 0;
         self.in_flight = None;
         n
@@ -494,6 +516,65 @@ mod tests {
             prop_assert_eq!(q.bytes(), 0);
             let want: Vec<String> = sizes.iter().enumerate().map(|(i, s)| msg(i, *s)).collect();
             prop_assert_eq!(seen, want);
+        }
+
+        /// Any interleaving of pushes past `maxQueueSize`, batches, answers, beacons and clears
+        /// keeps the queue equal to a plain VecDeque model: the same messages in the same order,
+        /// the same byte count (the popped-front slots of the Vec never show).
+        #[test]
+        fn matches_a_plain_deque_under_any_interleaving(
+            ops in proptest::collection::vec((0u8..6, 1usize..40), 1..400),
+            max_items in 1usize..12,
+        ) {
+            let mut q = Queue::new(max_items);
+            let mut model: std::collections::VecDeque<String> = Default::default();
+            for (i, (op, n)) in ops.into_iter().enumerate() {
+                match op {
+                    0 | 1 => {
+                        let m = msg(i, n);
+                        q.push(m.clone());
+                        if model.len() >= max_items {
+                            model.pop_front();
+                        }
+                        model.push_back(m);
+                    }
+                    2 => {
+                        if q.in_flight().is_none() {
+                            if let Some(b) = q.next_batch(0, MAX_BATCH_BYTES, n) {
+                                q.begin(b);
+                            }
+                        }
+                    }
+                    3 => {
+                        let outcome = [Outcome::Remove, Outcome::Split, Outcome::Keep][n % 3];
+                        if let Some(b) = q.in_flight() {
+                            let gone: Vec<String> = q.messages(b).map(String::from).collect();
+                            q.finish(outcome);
+                            if outcome == Outcome::Remove || (outcome == Outcome::Split && b.count <= 1) {
+                                model.retain(|m| !gone.contains(m));
+                            }
+                        }
+                    }
+                    4 => {
+                        if let Some(b) = q.next_batch_after(0, 0, MAX_BATCH_BYTES, n) {
+                            let gone: Vec<String> = q.messages(b).map(String::from).collect();
+                            q.remove(b);
+                            model.retain(|m| !gone.contains(m));
+                        }
+                    }
+                    _ => {
+                        if n == 1 {
+                            q.clear();
+                            model.clear();
+                        }
+                    }
+                }
+                let all: Vec<&str> = q.all().collect();
+                prop_assert_eq!(&all, &model.iter().map(String::as_str).collect::<Vec<_>>());
+                prop_assert_eq!(q.len(), model.len());
+                prop_assert_eq!(q.bytes(), model.iter().map(String::len).sum::<usize>());
+                prop_assert!(q.unsent() <= q.len());
+            }
         }
     }
 }
