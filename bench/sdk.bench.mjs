@@ -113,8 +113,12 @@ async function main() {
   const browser = await chromium.launch({
     executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
     headless: true,
+    // PreloadTopChromeWebUI off: otherwise every fresh context (a new profile) preloads the
+    // omnibox-popup WebUI in its own renderer right as the page loads — 90-330 ms of CPU (Chrome
+    // trace) competing with the page on this 2-core machine; a user's browser did that long ago.
     args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'],
+      '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic',
+      '--disable-features=PreloadTopChromeWebUI'],
   });
   const browserVersion = browser.version();
   USER_AGENT = `Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/${browserVersion} Safari/537.36`;
@@ -163,12 +167,20 @@ async function main() {
       page.on('response', async (resp) => {
         const u = new URL(resp.url());
         if (u.origin !== web.origin || u.pathname.startsWith('/pages/')) return;
-        try { downloads.push({ path: u.pathname, ...sizes(await resp.body()) }); } catch { /* ignore */ }
+        // Bodies only here; sizes() (gzip -9 in a child, brotli 11: synchronous) runs after the
+        // load: run now, it blocked this process's event loop, which serves the page's next file.
+        try { downloads.push({ path: u.pathname, body: await resp.body() }); } catch { /* ignore */ }
       });
     }
     await page.goto(`${web.origin}/pages/${s.page}?api=${encodeURIComponent(col.origin)}`, { waitUntil: 'commit' });
-    await page.waitForFunction(() => window.__ready !== undefined, null, { timeout: 30_000, polling: 25 });
-    const readyMs = await page.evaluate(() => window.__ready);
+    // Polled with a plain evaluate, not waitForFunction: that one first injects Playwright's
+    // injected script (~10 ms of main-thread CPU, ~100 ms wall when the machine is busy; Chrome
+    // trace) into the page while it is still loading. The figure is the page's own
+    // performance.now(), so the polling interval does not add to it.
+    let readyMs;
+    for (const t0 = Date.now(); (readyMs = await page.evaluate(() => window.__ready)) === undefined; await sleep(25)) {
+      if (Date.now() - t0 > 30_000) throw new Error(`${s.id}: not ready after 30 s`);
+    }
     // Where the time to ready goes: the document, then each script/wasm fetch (ms since navigation
     // start), so the owners can tell download, waterfall and init apart.
     const timeline = await page.evaluate(() => {
@@ -191,7 +203,7 @@ async function main() {
       const p = await openPage(s, col, { recordDownloads: first });
       if (first) await sleep(1000); // let lazy chunks finish so the download list is complete
       results[s.id].loads.push({ readyMs: p.readyMs, timeline: p.timeline, errors: p.pageErrors });
-      if (first) results[s.id].downloads = p.downloads;
+      if (first) results[s.id].downloads = p.downloads.map(({ path: f, body }) => ({ path: f, ...sizes(body) }));
       await p.context.close();
     } finally {
       await col.stop();
