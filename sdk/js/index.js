@@ -2,10 +2,10 @@
 //!
 //! This adapter owns what is JavaScript's to do cheaply: checking options and call arguments
 //! (the documented TypeErrors, message starting with "footfall:"), JSON.stringify of
-//! properties/traits/options.context, and wiring the edges (options.js, storage.js,
+//! properties/traits/options.context (json.js), and wiring the edges (options.js, storage.js,
 //! transport.js, context.js, autocapture.js) to the wasm, which holds every rule (core/machine.rs). One wasm
 //! call per track(). Nothing but our TypeErrors reaches the page.
-import { compile, instantiate, fillRandom } from './wasm.js';
+import { instantiate, fillRandom } from './wasm.js';
 import { openStore, tabId } from './storage.js';
 import { post, beacon } from './transport.js';
 import { page, common, privacySignal } from './context.js';
@@ -62,6 +62,7 @@ const WARNINGS = [
 
 async function create(options) {
   const c = parse(options);
+  common(); // slow on first use without Temporal (Intl): done while the wasm downloads
   const disabled = c.respect && privacySignal();
   // Under a privacy signal, and with persistence 'memory', nothing touches storage, not even the
   // tab id in sessionStorage (an empty tab stores no queue).
@@ -274,9 +275,9 @@ async function create(options) {
 export async function init(options) {
   // One tracker per page: it owns the page's listeners, history patch and queue.
   if (tracker) return tracker;
-  common(); // slow on first use (Intl): done while the wasm downloads and compiles
-  await compile();
-  if (tracker) return tracker;
+  // create() checks the options, reads the page and opens storage now, while the wasm downloads
+  // and compiles (the fetch started at module evaluation); it waits for the wasm only to
+  // instantiate it.
   pending = pending || create(options).finally(() => (pending = undefined));
   return (tracker = await pending);
 }
