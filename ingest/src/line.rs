@@ -196,22 +196,59 @@ impl Json<'_> {
 /// An object level in canonical form, keys sorted.
 type Fields<'a> = Obj<'a, Json<'a>>;
 
-/// Parses the body's top level: serde_json checks the whole text is JSON (without building
-/// anything), then it is split here. `Err` = not an object, or not JSON at all.
-pub fn parse_body<'a>(text: &'a str, body: &Body<'_>) -> Result<RawObject<'a>, BodyError> {
+/// The body's top level: its fields, and the elements of its `batch` array when
+/// `top_level::split_body` split them on the way.
+pub struct TopLevel<'a> {
+    pub fields: RawObject<'a>,
+    batch: Option<Vec<RawVal<'a>>>,
+}
+
+impl<'a> TopLevel<'a> {
+    /// Removes the `batch` field and splits it into its raw elements. `None` = no `batch`, or
+    /// not an array.
+    pub fn take_batch(&mut self, body: &Body<'_>) -> Result<Option<Vec<RawVal<'a>>>, BodyError> {
+        match self.fields.remove(&key("batch")) {
+            None => Ok(None),
+            Some(raw) => match self.batch.take() {
+                Some(elements) => Ok(Some(elements)),
+                None => parse_array(raw, body),
+            },
+        }
+    }
+}
+
+/// Parses the body's top level. `Err` = not an object, or not JSON at all.
+///
+/// One validating pass (`top_level`) when the body is plain; otherwise serde_json checks the
+/// whole text is JSON (without building anything), then it is split here.
+pub fn parse_body<'a>(text: &'a str, body: &Body<'_>) -> Result<TopLevel<'a>, BodyError> {
+    match top_level::split_body(text) {
+        Some(top) => Ok(top),
+        None => parse_body_in_passes(text, body),
+    }
+}
+
+/// `parse_body` without the one-pass split: what it falls back to (public for `differential`,
+/// which holds the two ways to the same result).
+#[doc(hidden)]
+pub fn parse_body_in_passes<'a>(text: &'a str, body: &Body<'_>) -> Result<TopLevel<'a>, BodyError> {
     serde_json::from_str::<serde::de::IgnoredAny>(text).map_err(|_| BodyError)?;
     let trimmed = text.trim_matches(|c| matches!(c, ' ' | '\t' | '\n' | '\r'));
     if !trimmed.starts_with('{') {
         return Err(BodyError);
     }
-    split_object(
+    let fields = split_object(
         RawVal {
             text: trimmed,
             scan: Scan::Unknown,
         },
         body,
         Mode::Skip,
-    )
+    )?;
+    Ok(TopLevel {
+        fields,
+        batch: None,
+    })
 }
 
 /// Splits an object value (already known to be valid JSON) into its sorted, deduplicated
@@ -1214,6 +1251,7 @@ fn enrich<'a>(
 
 #[doc(hidden)]
 pub mod differential;
+mod top_level;
 
 #[cfg(test)]
 mod tests {
@@ -1326,6 +1364,96 @@ mod tests {
             &wrap(&[r#"{"type":"track","event":"e","userId":"u","properties":{"s":"\ud800"}}"#]),
             &DEFAULT,
         );
+    }
+
+    /// Edges of the JSON grammar and of the canonical form at the top level, where the one-pass
+    /// split (`top_level`) judges them: refused where serde_json refuses them, the same lines
+    /// where it accepts them (`same` also runs the split-in-passes fallback).
+    #[test]
+    fn one_pass_split_matches_serde_json_at_the_edges() {
+        let msg = r#"{"type":"track","event":"e","userId":"u","messageId":"m"}"#;
+        let values = [
+            "01",
+            "1.",
+            "-",
+            "-0",
+            "-01",
+            "1.5",
+            "1e5",
+            "1E+2",
+            "1e",
+            "1e+",
+            ".5",
+            "+1",
+            "0",
+            "18446744073709551615",
+            "18446744073709551616",
+            "-9223372036854775808",
+            "-9223372036854775809",
+            "123456789012345678",
+            "-12345678901234567",
+            "tru",
+            "true",
+            "nul",
+            "null",
+            "falsey",
+            "false",
+            r#""\u12G4""#,
+            r#""\u12""#,
+            r#""\q""#,
+            r#""\/""#,
+            "\"a\u{1}b\"",
+            "\"a\u{0}b\"",
+            "\"é\"",
+            r#""\ud800""#,
+            "[1,]",
+            "[,1]",
+            "[1 2]",
+            "{\"a\":1,}",
+            "{\"a\" 1}",
+            "{1:2}",
+            "{\"b\":1,\"a\":2}",
+            "{\"a\":1,\"a\":2}",
+            "[ 1 ]",
+            "{ }",
+            "[]",
+            "{}",
+            "\"x",
+            "1 2",
+            "1e999",
+        ];
+        for v in values {
+            same(&format!(r#"{{"batch":[{msg}],"x":{v}}}"#), &DEFAULT);
+            same(&format!(r#"{{"x":{v},"batch":[{msg}]}}"#), &DEFAULT);
+            same(&format!(r#"{{"batch":[{msg},{v}]}}"#), &DEFAULT);
+            let mut o = DEFAULT;
+            o.implied = Some(MessageType::Track);
+            same(
+                &format!(r#"{{"type":"track","event":"e","userId":"u","x":{v}}}"#),
+                &o,
+            );
+            same(
+                &format!(r#"{{"type":"track","event":"e","userId":"u","context":{{"x":{v}}}}}"#),
+                &o,
+            );
+        }
+        for body in [
+            format!(r#"{{"batch":[{msg}],"batch":5}}"#),
+            format!(r#"{{"batch":5,"batch":[{msg}]}}"#),
+            format!(r#"{{"batch":[{msg}],"b\u0061tch":[]}}"#),
+            format!(r#"{{"batch":[{msg}]}} x"#),
+            format!(r#"{{"batch":[{msg}]}},"#),
+            format!(" \t\r\n{{\"batch\":[{msg}]}} \n"),
+            format!(r#"{{"batch":[{msg}],}}"#),
+            format!(r#"{{"batch":[{msg}]"#),
+            format!(r#"{{"batch":[{msg}],"x":"\u0000"}}"#),
+            format!("{{\"batch\":[{msg}],\"x\":\"\u{7}\"}}"),
+            format!(r#"[{msg}]"#),
+            String::from("{}"),
+            String::new(),
+        ] {
+            same(&body, &DEFAULT);
+        }
     }
 
     /// serde_json's private RawValue marker is an ordinary key here (found by the line_pipeline
