@@ -135,6 +135,17 @@ impl<'a, V> Obj<'a, V> {
         self.find(&k.0).ok().map(|i| self.0.remove(i).1)
     }
 
+    /// Appends a pair whose key sorts after every key already here (the next of an already
+    /// sorted, deduplicated `Obj`): no search and no shifting, as `insert` would do.
+    fn push_last(&mut self, k: Str<'a>, v: V) {
+        debug_assert!(self.0.last().is_none_or(|(last, _)| key_cmp(
+            last.0.as_bytes(),
+            k.0.as_bytes()
+        )
+        .is_lt()));
+        self.0.push((k, v));
+    }
+
     pub fn insert(&mut self, k: Str<'a>, v: V) {
         match self.find(&k.0) {
             Ok(i) => self.0[i].1 = v,
@@ -399,11 +410,12 @@ pub fn deep_check(raw: RawVal<'_>, body: &Body<'_>) -> Result<(), BodyError> {
 /// Parses one object level into canonical fields, with the compact size of the whole object.
 fn fields<'a>(obj: RawObject<'a>, body: &Body<'_>) -> Result<(Fields<'a>, usize), BodyError> {
     let mut size = 2 + obj.len().saturating_sub(1);
-    let mut out = Fields::new();
+    let mut out = Obj(Vec::with_capacity(obj.len()));
     for (k, v) in obj {
         let v = canon(v, body)?;
         size += escaped_len(&k.0) + 1 + v.as_str().len();
-        out.insert(k, v);
+        // `obj` is sorted and deduplicated already.
+        out.push_last(k, v);
     }
     Ok((out, size))
 }
@@ -726,6 +738,9 @@ fn needs_escape(b: u8) -> bool {
 /// Length of `s` as a JSON string, quotes included (serde_json's escaping).
 fn escaped_len(s: &str) -> usize {
     let mut n = s.len() + 2;
+    if string_stop(s.as_bytes(), 0) == s.len() {
+        return n;
+    }
     for &b in s.as_bytes() {
         if needs_escape(b) {
             n += match b {
@@ -739,7 +754,8 @@ fn escaped_len(s: &str) -> usize {
 
 /// Appends `s` as a JSON string.
 fn push_string(out: &mut Vec<u8>, s: &str) {
-    if s.bytes().any(needs_escape) {
+    // `string_stop` stops exactly at the bytes `needs_escape` names.
+    if string_stop(s.as_bytes(), 0) != s.len() {
         // Writing to a Vec cannot fail.
         let _ = serde_json::to_writer(&mut *out, s);
     } else {
@@ -901,7 +917,8 @@ pub fn process<'a>(
     req: &Request<'a>,
 ) -> Result<Result<Encoded, RuleViolation>, BodyError> {
     let mut size = 2 + obj.len().saturating_sub(1);
-    let mut msg = Fields::new();
+    // Room for what enrichment adds (timestamp, receivedAt, sentAt, source, messageId…).
+    let mut msg: Fields<'a> = Obj(Vec::with_capacity(obj.len() + 6));
     let mut context = None;
     for (k, v) in obj {
         let text = if k.0 == "context" && v.get().starts_with('{') {
@@ -909,13 +926,14 @@ pub fn process<'a>(
             let (c, c_size) = fields(split_object(v, req.body, Mode::Scan)?, req.body)?;
             size += escaped_len(&k.0) + 1 + c_size;
             context = Some(c);
-            msg.insert(k, Json::Raw("{}")); // stands for it during validation
+            msg.push_last(k, Json::Raw("{}")); // stands for it during validation
             continue;
         } else {
             canon(v, req.body)?
         };
         size += escaped_len(&k.0) + 1 + text.as_str().len();
-        msg.insert(k, text);
+        // `obj` is sorted and deduplicated already.
+        msg.push_last(k, text);
     }
     if size > max_message_bytes {
         return Ok(Err(RuleViolation::new(
