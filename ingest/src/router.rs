@@ -446,10 +446,10 @@ fn encode_checked<'a>(
     let settings = &state.settings;
     let bad = |_: line::BodyError| body_error(decoded);
     let text = std::str::from_utf8(decoded).map_err(|_| body_error(decoded))?;
-    let mut obj = line::parse_body(text, body).map_err(bad)?;
+    let mut top = line::parse_body(text, body).map_err(bad)?;
     let field = |name: &'static str| Str(std::borrow::Cow::Borrowed(name));
     // Fields nothing below looks into still count for the body's nesting limit.
-    for (k, v) in &obj {
+    for (k, v) in &top.fields {
         let looked_into = match endpoint {
             Endpoint::Batch => k.0 == "batch",
             Endpoint::Single(_) => k.0 != "writeKey",
@@ -462,7 +462,7 @@ fn encode_checked<'a>(
     let entry = match *key_out {
         Some(e) => e,
         None => {
-            let key = match obj.get(&field("writeKey")) {
+            let key = match top.fields.get(&field("writeKey")) {
                 Some(raw) => line::as_string(raw.get()).map_err(bad)?,
                 None => None,
             };
@@ -481,17 +481,13 @@ fn encode_checked<'a>(
             e
         }
     };
-    obj.remove(&field("writeKey"));
+    top.fields.remove(&field("writeKey"));
 
     // Split the body into messages plus what the request contributes to each.
     let is_null = |raw: line::RawVal<'_>| raw.get() == "null";
     let (mut items, batch_context, sent_at, implied) = match endpoint {
         Endpoint::Batch => {
-            let messages = match obj.remove(&field("batch")) {
-                Some(raw) => line::parse_array(raw, body).map_err(bad)?,
-                None => None,
-            };
-            let Some(messages) = messages else {
+            let Some(messages) = top.take_batch(body).map_err(bad)? else {
                 return Err(IngestError::InvalidField {
                     field: "batch".into(),
                     message: "batch must be an array of messages".into(),
@@ -504,7 +500,7 @@ fn encode_checked<'a>(
                     settings.limits.max_batch_messages
                 )));
             }
-            let context = match obj.remove(&field("context")) {
+            let context = match top.fields.remove(&field("context")) {
                 None => None,
                 Some(raw) if is_null(raw) => None,
                 Some(raw) if raw.get().starts_with('{') => {
@@ -517,7 +513,7 @@ fn encode_checked<'a>(
                     })
                 }
             };
-            let sent_at = match obj.remove(&field("sentAt")) {
+            let sent_at = match top.fields.remove(&field("sentAt")) {
                 None => None,
                 Some(raw) if is_null(raw) => None,
                 Some(raw) => match line::as_string(raw.get()).map_err(bad)? {
@@ -532,7 +528,7 @@ fn encode_checked<'a>(
             };
             (Items::Batch(messages), context, sent_at, None)
         }
-        Endpoint::Single(t) => (Items::One(Some(obj)), None, None, Some(t)),
+        Endpoint::Single(t) => (Items::One(Some(top.fields)), None, None, Some(t)),
     };
 
     let req = line::Request::new(RequestInputs {

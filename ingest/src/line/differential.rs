@@ -3,12 +3,14 @@
 //!
 //! `reference` runs a body through `validate::validate_message` + `enrich::enrich` + serde_json;
 //! `fast` runs it through the production calls of this module, in the router's order
-//! (`parse_body`, `deep_check`, `parse_array`, `split_object`, `as_string`, `message_object`,
+//! (`parse_body`, `deep_check`, `take_batch`, `split_object`, `as_string`, `message_object`,
 //! `Request::new`, `process`). `same` asserts they agree: the same messages accepted and rejected
 //! with the same field, rule and message, accepted lines byte-identical (or, when the server
 //! generated the `messageId`, identical as JSON once that id is removed), and the body refused by
-//! both or by neither. `check` is `same` plus the properties of every line the fast path writes:
-//! exactly one JSON object, one trailing newline, no `writeKey`, the `messageId` it reports.
+//! both or by neither; and the same again when the top level is split without the one-pass
+//! split (`parse_body_in_passes`, its fallback). `check` is `same` plus the properties of every
+//! line the fast path writes: exactly one JSON object, one trailing newline, no `writeKey`, the
+//! `messageId` it reports.
 
 use std::borrow::Cow;
 use std::net::{IpAddr, Ipv4Addr};
@@ -17,8 +19,8 @@ use serde_json::Value;
 use time::macros::datetime;
 
 use super::{
-    as_string, deep_check, message_object, parse_array, parse_body, process, split_object, Body,
-    Encoded, Mode, Request, RequestInputs, Str,
+    as_string, deep_check, message_object, parse_body, parse_body_in_passes, process, split_object,
+    Body, Encoded, Mode, Request, RequestInputs, Str,
 };
 use crate::enrich::RequestContext;
 use crate::validate::{parse_timestamp, validate_message, MessageType, RuleViolation};
@@ -137,17 +139,29 @@ pub type Processed = (bool, Result<Encoded, RuleViolation>);
 /// The production line pipeline, in the router's order. `None` when it gives up on the body
 /// (the router then answers with the reference parser's error).
 pub fn run(body: &str, o: &Opts<'_>) -> Option<Vec<Processed>> {
+    run_with(body, o, true)
+}
+
+/// `run`, with (`one_pass`) or without the one-pass split of the top level that
+/// `parse_body` tries first.
+pub fn run_with(body: &str, o: &Opts<'_>, one_pass: bool) -> Option<Vec<Processed>> {
     let checker = Body::new(body.as_bytes());
-    let mut top = parse_body(body, &checker).ok()?;
-    for (k, v) in &top {
+    let parsed = if one_pass {
+        parse_body(body, &checker)
+    } else {
+        parse_body_in_passes(body, &checker)
+    };
+    let mut parsed = parsed.ok()?;
+    for (k, v) in &parsed.fields {
         if k.0 != "batch" {
             deep_check(*v, &checker).ok()?;
         }
     }
     let field = |n: &'static str| Str(Cow::Borrowed(n));
-    top.remove(&field("writeKey"));
+    parsed.fields.remove(&field("writeKey"));
     let (items, context, sent_at) = if o.implied.is_none() {
-        let b = parse_array(top.remove(&field("batch"))?, &checker).ok()??;
+        let b = parsed.take_batch(&checker).ok()??;
+        let top = &mut parsed.fields;
         let c = match top.remove(&field("context")) {
             Some(r) if r.get().starts_with('{') => {
                 Some(split_object(r, &checker, Mode::Scan).ok()?)
@@ -171,7 +185,7 @@ pub fn run(body: &str, o: &Opts<'_>) -> Option<Vec<Processed>> {
             .ok()?;
         (items, c, s)
     } else {
-        (vec![Ok(top)], None, None)
+        (vec![Ok(parsed.fields)], None, None)
     };
     let req = Request::new(RequestInputs {
         received_at: received(),
@@ -234,6 +248,20 @@ pub fn same(body: &str, o: &Opts<'_>) {
     let f = fast(body, o);
     // The fast path may refuse a body only where the reference refuses it too.
     assert_eq!(f, r, "body: {body}");
+    same_both_ways(body, o, &f);
+}
+
+/// The one-pass split answers only for text serde_json's skipping parse accepts, and the
+/// pipeline's result does not depend on which way the top level was split.
+fn same_both_ways(body: &str, o: &Opts<'_>, one_pass: &Out) {
+    if super::top_level::split_body(body).is_some() {
+        assert!(
+            serde_json::from_str::<serde::de::IgnoredAny>(body).is_ok(),
+            "split in one pass but not JSON: {body:?}"
+        );
+    }
+    let passes = to_out(run_with(body, o, false));
+    assert_eq!(&passes, one_pass, "one pass vs passes, body: {body:?}");
 }
 
 /// `same`, plus the shape of every line the production pipeline writes.
@@ -247,6 +275,7 @@ pub fn check(body: &str, o: &Opts<'_>) {
     let r = reference(body, o);
     let f = to_out(processed);
     assert_eq!(f, r, "body: {body:?}");
+    same_both_ways(body, o, &f);
 }
 
 /// One NDJSON line: a single compact JSON object, one trailing newline, no `writeKey`, the
