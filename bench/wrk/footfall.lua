@@ -30,9 +30,10 @@ end
 
 local now = os.date("!%Y-%m-%dT%H:%M:%S.000Z")
 -- Batch-level context, as the SDK sends it once per batch (contracts.md: merged into each message).
+-- Keys in the SDK's order (sorted, sdk/js/context.js).
 local common = '"library":{"name":"footfall","version":"0.1.0"},'
-  .. '"userAgent":"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0 Safari/537.36",'
-  .. '"locale":"en-GB","timezone":"Europe/London","screen":{"width":1920,"height":1080,"density":1}'
+  .. '"locale":"en-GB","screen":{"density":1,"height":1080,"width":1920},"timezone":"Europe/London",'
+  .. '"userAgent":"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0 Safari/537.36"'
 local page = '"page":{"path":"/pricing","referrer":"","search":"","title":"Pricing","url":"http://127.0.0.1/pricing"},'
   .. '"sessionId":"0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"'
 

@@ -16,8 +16,9 @@ const str = (f) => {
   }
 };
 
-// utm_<k> → context.campaign.<k> (Segment Spec; utm_campaign → `name`), in output order.
-const UTM = ['campaign', 'source', 'medium', 'term', 'content'];
+// utm_<k> → context.campaign.<k> (Segment Spec; utm_campaign → `name`), in the sorted key order
+// the ingest writes (content, medium, name, source, term).
+const UTM = ['content', 'medium', 'campaign', 'source', 'term'];
 
 /**
  * [context.page JSON, route (path + query), context.campaign JSON or "" when the URL has no
@@ -67,12 +68,14 @@ let commonRead;
  * calls this while the wasm downloads, so the two overlap.
  */
 export function common() {
+  // Keys in sorted order, as the ingest writes them: a body already in its canonical form is
+  // spliced to disk without being re-encoded.
   return (commonRead ||= json({
     library: { name: 'footfall', version: VERSION },
-    userAgent: str(() => navigator.userAgent),
     locale: str(() => navigator.language),
+    screen: { density: num(() => devicePixelRatio) || 1, height: num(() => screen.height), width: num(() => screen.width) },
     timezone: str(() => str(() => Temporal.Now.timeZoneId()) || Intl.DateTimeFormat().resolvedOptions().timeZone),
-    screen: { width: num(() => screen.width), height: num(() => screen.height), density: num(() => devicePixelRatio) || 1 },
+    userAgent: str(() => navigator.userAgent),
   }));
 }
 
