@@ -89,10 +89,12 @@ pub(super) fn split_body(text: &str) -> Option<TopLevel<'_>> {
     if c.i != c.s.len() {
         return None;
     }
-    Some(TopLevel {
-        fields: Obj::from_pairs(pairs),
-        batch,
-    })
+    let (fields, shadowed) = Obj::from_pairs(pairs);
+    if shadowed {
+        // A duplicate top-level key: the old way checks the value it drops (see `from_pairs`).
+        return None;
+    }
+    Some(TopLevel { fields, batch })
 }
 
 /// A strict JSON reader that also tracks, while `judge` is on, whether the text is what
