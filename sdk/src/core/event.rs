@@ -143,10 +143,11 @@ pub fn build(m: &Message) -> String {
 /// The members of a JSON object text (`{"a":1}` → `"a":1`), or "" when it is not an object.
 pub fn object_inner(obj: &str) -> &str {
     let t = obj.trim_ascii();
-    t.strip_prefix('{')
-        .and_then(|t| t.strip_suffix('}'))
-        .unwrap_or("")
-        .trim_ascii()
+    // Byte tests, not `strip_prefix('{')`: a char pattern brings a UTF-8 encoder into the wasm.
+    match t.as_bytes() {
+        [b'{', .., b'}'] => t.get(1..t.len() - 1).unwrap_or("").trim_ascii(),
+        _ => "",
+    }
 }
 
 /// The envelope bytes around the messages: `{"batch":[` … `],"sentAt":"…","writeKey":…,"context":…}`.
