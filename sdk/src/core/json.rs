@@ -75,7 +75,9 @@ pub fn push_key(out: &mut String, key: &str) {
 
 /// Parses a decimal `u64` with no sign, no spaces; `None` on anything else or overflow.
 pub fn parse_u64(s: &str) -> Option<u64> {
-    if s.is_empty() || s.len() > 20 {
+    // 19 digits never overflow; 20 do when above u64::MAX, which for equal lengths is a byte
+    // comparison. No checked_mul: on wasm32 it is a 128-bit multiply (`__multi3`).
+    if s.is_empty() || s.len() > 20 || (s.len() == 20 && s > "18446744073709551615") {
         return None;
     }
     let mut n: u64 = 0;
@@ -83,7 +85,7 @@ pub fn parse_u64(s: &str) -> Option<u64> {
         if !b.is_ascii_digit() {
             return None;
         }
-        n = n.checked_mul(10)?.checked_add((b - b'0') as u64)?;
+        n = n.wrapping_mul(10).wrapping_add((b - b'0') as u64);
     }
     Some(n)
 }
@@ -193,6 +195,13 @@ mod tests {
     }
 
     proptest::proptest! {
+        #[test]
+        fn parse_u64_reads_every_u64_and_nothing_above(n: u64, extra in 0u64..1000) {
+            proptest::prop_assert_eq!(parse_u64(&n.to_string()), Some(n));
+            let above = u128::from(u64::MAX) + 1 + u128::from(extra);
+            proptest::prop_assert_eq!(parse_u64(&above.to_string()), None);
+        }
+
         #[test]
         fn escape_round_trips(s in "\\PC*|[\\x00-\\x20\"\\\\]*") {
             let v: serde_json::Value = serde_json::from_str(&esc(&s)).unwrap();
