@@ -87,17 +87,24 @@ struct Pool {
 }
 
 impl Pool {
-    fn bytes<const N: usize>(&mut self, host: &mut impl Host) -> [u8; N] {
-        if self.pos + N > self.buf.len() {
+    /// 16 bytes (one size for every caller: a const-generic size made a copy per size).
+    fn bytes(&mut self, host: &mut impl Host) -> [u8; 16] {
+        if self.pos + 16 > self.buf.len() {
             host.fill_random(&mut self.buf);
             self.pos = 0;
         }
-        let mut out = [0u8; N];
+        let mut out = [0u8; 16];
         for (d, s) in out.iter_mut().zip(self.buf.iter().skip(self.pos)) {
             *d = *s;
         }
-        self.pos += N;
+        self.pos += 16;
         out
+    }
+
+    /// The 10 random bytes of a v7 id.
+    fn bytes10(&mut self, host: &mut impl Host) -> [u8; 10] {
+        let b = self.bytes(host);
+        [b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9]]
     }
 }
 
@@ -277,7 +284,7 @@ impl<H: Host> Machine<H> {
             None => self.host.now(),
         };
         let campaign = core::mem::take(&mut self.pending_campaign);
-        let sid_random = self.rand.bytes(&mut self.host);
+        let sid_random = self.rand.bytes10(&mut self.host);
         let host = &mut self.host;
         let rotated = session::step(
             &mut self.state,
@@ -333,7 +340,7 @@ impl<H: Host> Machine<H> {
     pub fn reset(&mut self) {
         let now = self.host.now();
         let anon = ids::v4(self.rand.bytes(&mut self.host));
-        let sid = ids::v7(now, self.rand.bytes(&mut self.host));
+        let sid = ids::v7(now, self.rand.bytes10(&mut self.host));
         self.state.reset(anon, sid, now);
         self.start_pending = true;
         self.pending_campaign = 0;
@@ -566,7 +573,8 @@ impl<H: Host> Machine<H> {
         self.keepalive = true;
         self.queue.finish(verdict.outcome());
         let now = self.host.now();
-        let random = u32::from_le_bytes(self.rand.bytes(&mut self.host));
+        let r = self.rand.bytes(&mut self.host);
+        let random = u32::from_le_bytes([r[0], r[1], r[2], r[3]]);
         match verdict {
             Verdict::Drop => self.host.warn(if status == 401 || status == 403 {
                 WARN_REFUSED
