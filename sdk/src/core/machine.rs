@@ -455,12 +455,12 @@ impl<H: Host> Machine<H> {
         }
         if self.queue_dirty {
             self.queue_dirty = false;
-            let msgs: Vec<&str> = if self.state.opt_out {
-                Vec::new()
+            let n = if self.state.opt_out {
+                0
             } else {
-                self.queue.all().collect()
+                self.queue.len()
             };
-            if msgs.is_empty() {
+            if n == 0 {
                 self.host.save(SLOT_QUEUE, "");
                 return;
             }
@@ -469,13 +469,14 @@ impl<H: Host> Machine<H> {
                 closed: self.hidden,
             };
             let bytes = self.queue.bytes();
-            let raw = persist::write_queue(header, msgs.iter().copied(), bytes + msgs.len());
+            // `skip` in both calls: one iterator type, one copy of write_queue in the wasm.
+            let raw = persist::write_queue(header, self.queue.all().skip(0), bytes + n);
             if self.host.save(SLOT_QUEUE, &raw) {
                 return;
             }
             // Over quota: keep the newest half, or nothing.
-            let half = &msgs[msgs.len() / 2..];
-            let raw = persist::write_queue(header, half.iter().copied(), bytes / 2 + half.len());
+            let kept = n - n / 2;
+            let raw = persist::write_queue(header, self.queue.all().skip(n / 2), bytes / 2 + kept);
             if !self.host.save(SLOT_QUEUE, &raw) {
                 self.host.save(SLOT_QUEUE, "");
             }
