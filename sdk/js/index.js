@@ -150,14 +150,8 @@ async function create(options) {
       else if (k === store.queueKey) store.newKey();
     }
   }
-  const guard = (f, fallback) => {
-    try {
-      return f();
-    } catch (e) {
-      warn(e);
-      return fallback;
-    }
-  };
+  // `safe` run at once: an API call that must not throw into the page.
+  const guard = (f, fallback) => safe(f, fallback)();
   const nav = (force) =>
     guard(() => {
       drain();
