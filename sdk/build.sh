@@ -33,9 +33,11 @@ mkdir -p pkg
 # -tnh (traps never happen): the only traps are Rust's panic paths (bounds checks, allocation
 # failure), which the native tests, proptests and fuzz targets hold to never happening; a trap
 # would leave the tracker wedged (busy) anyway. Dropping those paths saved 241 B gzip.
+# --strip-target-features: the features section (needed by cargo → binaryen, see SETUP.md) is
+# of no use to a browser: 134 B gzip. Later wasm-opt runs must pass the --enable-* flags.
 "$wasm_opt" -Oz --converge -tnh --zero-filled-memory --low-memory-unused \
   --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
-  --enable-mutable-globals --strip-debug --strip-producers \
+  --enable-mutable-globals --strip-debug --strip-producers --strip-target-features \
   "$target_dir/wasm32-unknown-unknown/wasm-release/footfall_sdk.wasm" -o pkg/footfall_sdk_bg.wasm
 cp js/*.js js/index.d.ts pkg/
 

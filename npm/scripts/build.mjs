@@ -110,7 +110,11 @@ const wasmSrc = join(pkgDir, WASM_IN);
 const wasmDst = join(dist, WASM_OUT);
 const wasmOpt = join(toolsDir, '.bin', 'wasm-opt');
 if (!existsSync(wasmOpt)) fail('missing tests/node_modules/.bin/wasm-opt (binaryen 132): run `bash scripts/setup.sh`');
-execFileSync(wasmOpt, ['-Oz', '--strip-debug', '--strip-producers', wasmSrc, '-o', wasmDst], { stdio: 'inherit' });
+// The SDK build strips the target-features section, so the features are named here.
+const features = ['--enable-bulk-memory', '--enable-nontrapping-float-to-int', '--enable-sign-ext', '--enable-mutable-globals'];
+execFileSync(wasmOpt, ['-Oz', ...features, '--strip-debug', '--strip-producers', '--strip-target-features', wasmSrc, '-o', wasmDst], {
+  stdio: 'inherit',
+});
 if (statSync(wasmDst).size >= statSync(wasmSrc).size) copyFileSync(wasmSrc, wasmDst);
 
 for (const f of ['index.js', 'footfall.js', 'footfall_bg.wasm', 'index.d.ts', 'snippet.min.js']) {
