@@ -2,7 +2,8 @@
 //!
 //! `app(state)` builds the whole axum `Router`, with no sockets involved, so tests drive it with
 //! `tower::ServiceExt::oneshot`. The client address comes from a `ConnectInfo<SocketAddr>` request
-//! extension, inserted by `server` for real connections and by tests when they need one.
+//! extension when a test inserts one, else from the connection `server` is serving
+//! (`server::current_peer`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -318,7 +319,9 @@ async fn handle<'a>(
     let peer = parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip());
+        .map(|c| c.0)
+        .or_else(crate::server::current_peer)
+        .map(|a| a.ip());
     let client = client_ip(headers, peer, settings.trust_proxy);
 
     // Per address first, before any work: this also slows down guessing keys.
