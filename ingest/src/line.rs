@@ -773,6 +773,30 @@ fn push_string(out: &mut Vec<u8>, s: &str) {
     }
 }
 
+/// An address as a JSON string, as `json_string(&ip.to_string())` writes it: IPv4 by hand
+/// (`Display` through the formatting machinery was ~1,350 instructions per request).
+fn ip_json(ip: IpAddr) -> String {
+    let IpAddr::V4(v4) = ip else {
+        return json_string(&ip.to_string());
+    };
+    let mut out = String::with_capacity(17);
+    out.push('"');
+    for (i, o) in v4.octets().into_iter().enumerate() {
+        if i > 0 {
+            out.push('.');
+        }
+        if o >= 100 {
+            out.push(char::from(b'0' + o / 100));
+        }
+        if o >= 10 {
+            out.push(char::from(b'0' + o / 10 % 10));
+        }
+        out.push(char::from(b'0' + o % 10));
+    }
+    out.push('"');
+    out
+}
+
 fn json_string(s: &str) -> String {
     let mut out = Vec::with_capacity(s.len() + 2);
     push_string(&mut out, s);
@@ -845,7 +869,7 @@ impl<'a> Request<'a> {
             }
         };
         let received = json_string(&format_rfc3339_ms(i.received_at).unwrap_or_default());
-        let client_ip_json = i.client_ip.map(|ip| json_string(&shown(ip).to_string()));
+        let client_ip_json = i.client_ip.map(|ip| ip_json(shown(ip)));
         let user_agent_json = i.user_agent.map(json_string);
         let source_json = json_string(i.source);
         // Each added field: its key (< 24 bytes), quotes, ':' and ','; an address a trusted
@@ -1310,7 +1334,7 @@ fn enrich<'a>(
         } else {
             anonymise_ip(ip)
         };
-        json_string(&ip.to_string())
+        ip_json(ip)
     });
     let ip_edit = match (&supplied_ip_json, &req.client_ip_json) {
         (Some(text), _) | (None, Some(text)) => Edit::Set(text),
@@ -1435,6 +1459,20 @@ mod tests {
             r#"{{"batch":[{}],"sentAt":"2024-05-01T10:00:10.000Z","writeKey":"dev","context":{{"library":{{"name":"footfall","version":"0.1.0"}},"userAgent":"Mozilla/5.0 Chrome/156","screen":{{"width":1920,"height":1080,"density":1}}}}}}"#,
             messages.join(",")
         )
+    }
+
+    #[test]
+    fn ip_json_is_display_as_a_json_string() {
+        let mut ips: Vec<IpAddr> = ["::1", "2001:db8::", "::ffff:1.2.3.4"]
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect();
+        for o in [0u8, 1, 9, 10, 99, 100, 199, 200, 255] {
+            ips.push(IpAddr::from([o, 255 - o, o / 2, 7]));
+        }
+        for ip in ips {
+            assert_eq!(ip_json(ip), json_string(&ip.to_string()), "{ip}");
+        }
     }
 
     #[test]
