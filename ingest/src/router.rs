@@ -3,7 +3,9 @@
 //! `app(state)` builds the whole axum `Router`, with no sockets involved, so tests drive it with
 //! `tower::ServiceExt::oneshot`. The client address comes from a `ConnectInfo<SocketAddr>` request
 //! extension when a test inserts one, else from the connection `server` is serving
-//! (`server::current_peer`).
+//! (`server::current_peer`). `server` sends ingest calls (`POST` to an API route) to
+//! `ingest_direct` instead of through the `Router`, with the same response; tests hold the two
+//! to each other.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -137,6 +139,47 @@ async fn count_requests(State(state): State<AppState>, req: Request, next: Next)
     let response = next.run(req).await;
     state.metrics.request(route, response.status().as_u16());
     response
+}
+
+/// The route label and endpoint of `method path` when it is an ingest call (`POST` to one of
+/// `API_ROUTES`, exactly as `app` routes it), for `server`'s direct path.
+pub fn api_endpoint(method: &Method, path: &str) -> Option<(&'static str, Endpoint)> {
+    if method != Method::POST {
+        return None;
+    }
+    API_ROUTES.iter().find(|(p, _)| *p == path).copied()
+}
+
+/// An ingest call without the `Router` in between: what `app`'s route for it, the
+/// `count_requests` layer and axum's top-level route do to it, in that order, byte for byte the
+/// same response — axum's path matching, its per-request extensions (URL params, matched path),
+/// the middleware's boxing and the nested service futures were ~10,000 instructions of a
+/// single-message `/v1/track` (issue 5). Every other request goes through `app`.
+pub async fn ingest_direct(
+    state: AppState,
+    route: &'static str,
+    endpoint: Endpoint,
+    req: Request,
+) -> Response {
+    let metrics = state.metrics.clone();
+    let mut response = ingest(state, endpoint, req).await;
+    metrics.request(route, response.status().as_u16());
+    set_content_length(&mut response);
+    response
+}
+
+/// axum's `set_content_length` (routing/route.rs), which its top-level route applies to every
+/// response: the exact body size, when known and not already set.
+fn set_content_length(response: &mut Response) {
+    use axum::body::HttpBody;
+    if response.headers().contains_key(header::CONTENT_LENGTH) {
+        return;
+    }
+    if let Some(size) = response.body().size_hint().exact() {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(size));
+    }
 }
 
 /// The private router of `--metrics-listen`: `/metrics` and `/healthz` only.

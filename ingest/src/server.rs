@@ -21,7 +21,7 @@ use tower::ServiceExt;
 
 use crate::config::{Settings, DEV_WRITE_KEY};
 use crate::metrics::Metrics;
-use crate::router::{app, metrics_app, AppState, RateLimits};
+use crate::router::{api_endpoint, app, ingest_direct, metrics_app, AppState, RateLimits};
 use crate::sink::{Sink, SinkOptions};
 
 /// Pause after a failed `accept` (e.g. out of file descriptors) before trying again.
@@ -148,7 +148,7 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Resu
 pub async fn serve(listener: TcpListener, state: AppState, shutdown: impl Future<Output = ()>) {
     let settings = state.settings.clone();
     let metrics = state.metrics.clone();
-    let router: Router = app(state);
+    let router: Router = app(state.clone());
     let permits = Arc::new(Semaphore::new(settings.max_connections));
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
@@ -174,8 +174,22 @@ pub async fn serve(listener: TcpListener, state: AppState, shutdown: impl Future
         };
         let _ = stream.set_nodelay(true);
         let router = router.clone();
+        let state = state.clone();
         let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
-            router.clone().oneshot(req)
+            let router = router.clone();
+            let state = state.clone();
+            async move {
+                // Ingest calls skip the Router (see `router::ingest_direct`); the rest use it.
+                match api_endpoint(req.method(), req.uri().path()) {
+                    Some((route, endpoint)) => {
+                        Ok(
+                            ingest_direct(state, route, endpoint, req.map(axum::body::Body::new))
+                                .await,
+                        )
+                    }
+                    None => router.oneshot(req).await,
+                }
+            }
         });
         let conn = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())
