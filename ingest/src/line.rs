@@ -283,6 +283,19 @@ pub fn split_object<'a>(
         i: 1,
         canonical: true,
     };
+    split_fields(&mut sc, text, body, mode, None)
+}
+
+/// The fields of the object whose `{` is just behind `sc`; leaves `sc` on its `}`. With
+/// `context`, a `context` field that is an object is split too, on the way, into `*context`
+/// (else `*context` is `None`): the one the sorted fields keep, as the last of equal keys wins.
+fn split_fields<'a>(
+    sc: &mut Scanner<'_>,
+    text: &'a str,
+    body: &Body<'_>,
+    mode: Mode,
+    mut context: Option<&mut Option<RawObject<'a>>>,
+) -> Result<RawObject<'a>, BodyError> {
     let mut pairs = Vec::with_capacity(16);
     sc.ws();
     if sc.peek() == b'}' {
@@ -298,9 +311,30 @@ pub fn split_object<'a>(
         sc.ws();
         sc.i += 1; // ':'
         sc.ws();
-        // A message's context is split again by `process`: judging it here would be wasted.
-        let m = if key.0 == "context" { Mode::Skip } else { mode };
-        let value = sc.next_value(text, body, m)?;
+        let value = if key.0 != "context" {
+            sc.next_value(text, body, mode)?
+        } else {
+            match context.as_deref_mut() {
+                Some(slot) if sc.peek() == b'{' => {
+                    let at = sc.i;
+                    sc.i += 1;
+                    *slot = Some(split_fields(sc, text, body, Mode::Scan, None)?);
+                    sc.i += 1; // '}'
+                    RawVal {
+                        text: &text[at..sc.i],
+                        scan: Scan::Unknown,
+                    }
+                }
+                slot => {
+                    if let Some(slot) = slot {
+                        *slot = None;
+                    }
+                    // Otherwise a context is split again by `process`: judging it here would
+                    // be wasted.
+                    sc.next_value(text, body, Mode::Skip)?
+                }
+            }
+        };
         pairs.push((key, value));
         sc.ws();
         if sc.peek() != b',' {
@@ -934,11 +968,29 @@ pub struct Encoded {
     pub bot: bool,
 }
 
+/// One message's top level, and its `context` when that was split on the way (`message_object`
+/// splits a batch element's context while it splits the element: reading it once, not skipping
+/// it there and splitting it again in `process`).
+#[derive(Debug, Default)]
+pub struct Message<'a> {
+    pub fields: RawObject<'a>,
+    context: Option<RawObject<'a>>,
+}
+
+impl<'a> From<RawObject<'a>> for Message<'a> {
+    fn from(fields: RawObject<'a>) -> Self {
+        Self {
+            fields,
+            context: None,
+        }
+    }
+}
+
 /// A raw batch element: an object's top level, or a rejection when it is not an object.
 pub fn message_object<'a>(
     raw: RawVal<'a>,
     body: &Body<'_>,
-) -> Result<Result<RawObject<'a>, RuleViolation>, BodyError> {
+) -> Result<Result<Message<'a>, RuleViolation>, BodyError> {
     if !raw.get().starts_with('{') {
         deep_check(raw, body)?;
         return Ok(Err(RuleViolation::new(
@@ -947,17 +999,29 @@ pub fn message_object<'a>(
             "message must be a JSON object",
         )));
     }
-    split_object(raw, body, Mode::Scan).map(Ok)
+    let text = raw.text;
+    let mut sc = Scanner {
+        s: text.as_bytes(),
+        i: 1,
+        canonical: true,
+    };
+    let mut context = None;
+    let fields = split_fields(&mut sc, text, body, Mode::Scan, Some(&mut context))?;
+    Ok(Ok(Message { fields, context }))
 }
 
 /// Validates, enriches and encodes one message; the same rules, in the same order, as
 /// `validate::validate_message` followed by `enrich::enrich`.
 pub fn process<'a>(
-    obj: RawObject<'a>,
+    message: Message<'a>,
     implied: Option<MessageType>,
     max_message_bytes: usize,
     req: &Request<'a>,
 ) -> Result<Result<Encoded, RuleViolation>, BodyError> {
+    let Message {
+        fields: obj,
+        context: mut split_context,
+    } = message;
     let mut size = 2 + obj.len().saturating_sub(1);
     // Room for what enrichment adds (timestamp, receivedAt, sentAt, source, messageId…).
     let mut msg: Fields<'a> = Obj(Vec::with_capacity(obj.len() + 6));
@@ -965,7 +1029,11 @@ pub fn process<'a>(
     for (k, v) in obj {
         let text = if k.0 == "context" && v.get().starts_with('{') {
             // Expanded one level: enrichment adds to it, and its values are copied through.
-            let (c, c_size) = fields(split_object(v, req.body, Mode::Scan)?, req.body)?;
+            let split = match split_context.take() {
+                Some(c) => c,
+                None => split_object(v, req.body, Mode::Scan)?,
+            };
+            let (c, c_size) = fields(split, req.body)?;
             size += escaped_len(&k.0) + 1 + c_size;
             context = Some(c);
             msg.push_last(k, Json::Raw("{}")); // stands for it during validation
@@ -1487,6 +1555,12 @@ mod tests {
             r#"{"type":"track","event":"e","userId":"u","messageId":"m6","context":null,"bot":true}"#,
             r#"{"type":"track","event":"e","userId":"u","messageId":"m7","context":{"bot":true,"userAgent":""}}"#,
             r#"{"type":"track","event":"e","userId":"u","messageId":"m8","context":"x"}"#,
+            // Duplicate contexts: the kept (last) one, whether or not an earlier one was split.
+            r#"{"type":"track","event":"e","userId":"u","messageId":"c1","context":{"a":1},"context":"x"}"#,
+            r#"{"type":"track","event":"e","userId":"u","messageId":"c2","context":"x","context":{"b":[2, 1],"a":1}}"#,
+            r#"{"type":"track","event":"e","userId":"u","messageId":"c3","context":{"a":1},"context":{ "z" : {"context":{"y":1,"x":2}}, "ip":"1.2.3.4" }}"#,
+            r#"{"type":"track","event":"e","userId":"u","messageId":"c4","con\u0074ext":{"a":1},"context":{}}"#,
+            r#"{"type":"track","event":"e","userId":"u","messageId":"c5","context":{"con\u0074ext":1,"userAgent":"Googlebot/2.1"}}"#,
             r#"{"type":"track","event":"e","userId":"u","GENERATED":1}"#,
             r#"{"type":"track","event":"e","userId":"u","messageId":""}"#,
             r#"{"type":"track","event":"","userId":"u"}"#,

@@ -600,7 +600,7 @@ fn encode_checked<'a>(
     for index in 0..items.len() {
         let item = match &mut items {
             Items::Batch(messages) => line::message_object(messages[index], body).map_err(bad)?,
-            Items::One(obj) => Ok(obj.take().unwrap_or_default()),
+            Items::One(obj) => Ok(line::Message::from(obj.take().unwrap_or_default())),
         };
         let result = match item {
             Ok(message) => line::process(message, implied, settings.limits.max_message_bytes, &req)
