@@ -2,7 +2,10 @@
 //!
 //! `app(state)` builds the whole axum `Router`, with no sockets involved, so tests drive it with
 //! `tower::ServiceExt::oneshot`. The client address comes from a `ConnectInfo<SocketAddr>` request
-//! extension, inserted by `server` for real connections and by tests when they need one.
+//! extension when a test inserts one, else from the connection `server` is serving
+//! (`server::current_peer`). `server` sends ingest calls (`POST` to an API route) to
+//! `ingest_direct` instead of through the `Router`, with the same response; tests hold the two
+//! to each other.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -136,6 +139,47 @@ async fn count_requests(State(state): State<AppState>, req: Request, next: Next)
     let response = next.run(req).await;
     state.metrics.request(route, response.status().as_u16());
     response
+}
+
+/// The route label and endpoint of `method path` when it is an ingest call (`POST` to one of
+/// `API_ROUTES`, exactly as `app` routes it), for `server`'s direct path.
+pub fn api_endpoint(method: &Method, path: &str) -> Option<(&'static str, Endpoint)> {
+    if method != Method::POST {
+        return None;
+    }
+    API_ROUTES.iter().find(|(p, _)| *p == path).copied()
+}
+
+/// An ingest call without the `Router` in between: what `app`'s route for it, the
+/// `count_requests` layer and axum's top-level route do to it, in that order, byte for byte the
+/// same response — axum's path matching, its per-request extensions (URL params, matched path),
+/// the middleware's boxing and the nested service futures were ~10,000 instructions of a
+/// single-message `/v1/track` (issue 5). Every other request goes through `app`.
+pub async fn ingest_direct(
+    state: AppState,
+    route: &'static str,
+    endpoint: Endpoint,
+    req: Request,
+) -> Response {
+    let metrics = state.metrics.clone();
+    let mut response = ingest(state, endpoint, req).await;
+    metrics.request(route, response.status().as_u16());
+    set_content_length(&mut response);
+    response
+}
+
+/// axum's `set_content_length` (routing/route.rs), which its top-level route applies to every
+/// response: the exact body size, when known and not already set.
+fn set_content_length(response: &mut Response) {
+    use axum::body::HttpBody;
+    if response.headers().contains_key(header::CONTENT_LENGTH) {
+        return;
+    }
+    if let Some(size) = response.body().size_hint().exact() {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(size));
+    }
 }
 
 /// The private router of `--metrics-listen`: `/metrics` and `/healthz` only.
@@ -318,7 +362,9 @@ async fn handle<'a>(
     let peer = parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip());
+        .map(|c| c.0)
+        .or_else(crate::server::current_peer)
+        .map(|a| a.ip());
     let client = client_ip(headers, peer, settings.trust_proxy);
 
     // Per address first, before any work: this also slows down guessing keys.
@@ -554,7 +600,7 @@ fn encode_checked<'a>(
     for index in 0..items.len() {
         let item = match &mut items {
             Items::Batch(messages) => line::message_object(messages[index], body).map_err(bad)?,
-            Items::One(obj) => Ok(obj.take().unwrap_or_default()),
+            Items::One(obj) => Ok(line::Message::from(obj.take().unwrap_or_default())),
         };
         let result = match item {
             Ok(message) => line::process(message, implied, settings.limits.max_message_bytes, &req)

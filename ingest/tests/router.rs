@@ -14,7 +14,7 @@ use clap::Parser;
 use flate2::write::GzEncoder;
 use flate2::Compression;
 use footfall_ingest::config::Config;
-use footfall_ingest::router::{app, AppState};
+use footfall_ingest::router::{api_endpoint, app, ingest_direct, AppState};
 use footfall_ingest::server::build_state;
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
@@ -49,7 +49,13 @@ impl Harness {
         req.extensions_mut().insert(ConnectInfo(
             "203.0.113.77:5000".parse::<SocketAddr>().unwrap(),
         ));
-        let resp = self.app().oneshot(req).await.unwrap();
+        // As `server` dispatches: ingest calls directly, the rest through the Router.
+        let resp = match api_endpoint(req.method(), req.uri().path()) {
+            Some((route, endpoint)) => {
+                ingest_direct(self.state.clone(), route, endpoint, req).await
+            }
+            None => self.app().oneshot(req).await.unwrap(),
+        };
         let status = resp.status();
         let headers = resp.headers().clone();
         let bytes = resp.into_body().collect().await.unwrap().to_bytes();
@@ -65,6 +71,97 @@ impl Harness {
     fn lines(&self) -> Vec<Value> {
         read_lines(&self.dir.path().join("data"))
     }
+}
+
+/// `server`'s direct path for ingest calls answers exactly as `app`'s routes for them do: status,
+/// every header in order (content-length included) and body.
+#[tokio::test]
+async fn direct_path_answers_as_the_router_does() {
+    let h = Harness::new(&[
+        "--write-key",
+        "k1:web",
+        "--write-key",
+        "shop:shop",
+        "--allowed-origin",
+        "shop=https://shop.example",
+    ]);
+    let msg = |id: &str| {
+        json!({"type": "track", "event": "e", "anonymousId": "a", "messageId": id,
+            "context": {"userAgent": "UA"}})
+    };
+    let cases: Vec<(&str, Option<&str>, Option<&str>, String)> = vec![
+        ("/v1/track", Some("k1"), None, msg("d1").to_string()),
+        (
+            "/v1/track",
+            Some("k1"),
+            Some("https://a.example"),
+            msg("d2").to_string(),
+        ),
+        ("/v1/track", None, None, msg("d3").to_string()),
+        ("/v1/track", Some("nope"), None, msg("d4").to_string()),
+        ("/v1/track", Some("k1"), None, "{bad".to_owned()),
+        (
+            "/v1/batch",
+            Some("k1"),
+            None,
+            r#"{"batch":[{"type":"track"},5]}"#.to_owned(),
+        ),
+        (
+            "/v1/identify",
+            Some("k1"),
+            None,
+            r#"{"userId":"u"}"#.to_owned(),
+        ),
+        ("/v1/page", Some("k1"), None, msg("d5").to_string()),
+        (
+            "/v1/track",
+            Some("shop"),
+            Some("https://shop.example"),
+            msg("d6").to_string(),
+        ),
+        (
+            "/v1/track",
+            Some("shop"),
+            Some("https://evil.example"),
+            msg("d7").to_string(),
+        ),
+    ];
+    for (path, key, origin, body) in cases {
+        let build = || {
+            let mut b = Request::post(path).header(header::CONTENT_TYPE, "application/json");
+            if let Some(k) = key {
+                use base64::Engine;
+                let basic = base64::engine::general_purpose::STANDARD.encode(format!("{k}:"));
+                b = b.header(header::AUTHORIZATION, format!("Basic {basic}"));
+            }
+            if let Some(o) = origin {
+                b = b.header(header::ORIGIN, o);
+            }
+            let mut req = b.body(Body::from(body.clone())).unwrap();
+            req.extensions_mut().insert(ConnectInfo(
+                "203.0.113.77:5000".parse::<SocketAddr>().unwrap(),
+            ));
+            req
+        };
+        let via_router = h.app().oneshot(build()).await.unwrap();
+        let req = build();
+        let (route, endpoint) = api_endpoint(req.method(), req.uri().path()).unwrap();
+        let direct = ingest_direct(h.state.clone(), route, endpoint, req).await;
+        assert_eq!(via_router.status(), direct.status(), "{path} {body}");
+        let headers = |r: &axum::response::Response| {
+            r.headers()
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(headers(&via_router), headers(&direct), "{path} {body}");
+        let a = via_router.into_body().collect().await.unwrap().to_bytes();
+        let b = direct.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(a, b, "{path} {body}");
+    }
+    assert!(api_endpoint(&axum::http::Method::GET, "/v1/track").is_none());
+    assert!(api_endpoint(&axum::http::Method::POST, "/v1/track/").is_none());
+    assert!(api_endpoint(&axum::http::Method::POST, "/healthz").is_none());
 }
 
 fn json_req(path: &str, body: &Value) -> Request<Body> {

@@ -20,7 +20,7 @@ use time::macros::datetime;
 
 use super::{
     as_string, deep_check, message_object, parse_body, parse_body_in_passes, process, split_object,
-    Body, Encoded, Mode, Request, RequestInputs, Str,
+    Body, Encoded, Message, Mode, Request, RequestInputs, Str,
 };
 use crate::enrich::RequestContext;
 use crate::validate::{parse_timestamp, validate_message, MessageType, RuleViolation};
@@ -185,7 +185,7 @@ pub fn run_with(body: &str, o: &Opts<'_>, one_pass: bool) -> Option<Vec<Processe
             .ok()?;
         (items, c, s)
     } else {
-        (vec![Ok(parsed.fields)], None, None)
+        (vec![Ok(Message::from(parsed.fields))], None, None)
     };
     let req = Request::new(RequestInputs {
         received_at: received(),
@@ -203,7 +203,7 @@ pub fn run_with(body: &str, o: &Opts<'_>, one_pass: bool) -> Option<Vec<Processe
     for item in items {
         let (had_id, r) = match item {
             Ok(m) => {
-                let had_id = match m.get(&field("messageId")) {
+                let had_id = match m.fields.get(&field("messageId")) {
                     Some(raw) => matches!(as_string(raw.get()).ok()?, Some(s) if !s.is_empty()),
                     None => false,
                 };

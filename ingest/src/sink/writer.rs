@@ -195,16 +195,15 @@ impl Writer {
         len: usize,
         now: OffsetDateTime,
     ) -> std::io::Result<()> {
-        let key = HourKey::of(now);
         let rotate = match &self.current {
-            Some(f) => f.key != key || (f.size > 0 && f.size + len as u64 > self.rotate_bytes),
+            Some(f) => !f.key.holds(now) || (f.size > 0 && f.size + len as u64 > self.rotate_bytes),
             None => false,
         };
         if rotate {
             self.finish_current(false);
         }
         if self.current.is_none() {
-            self.current = Some(self.create_file(key)?);
+            self.current = Some(self.create_file(HourKey::of(now))?);
         }
         let Some(f) = self.current.as_mut() else {
             unreachable!("a file was just opened")
@@ -268,11 +267,7 @@ impl Writer {
     }
 
     fn rotate_if_hour_changed(&mut self, now: OffsetDateTime) {
-        if self
-            .current
-            .as_ref()
-            .is_some_and(|f| f.key != HourKey::of(now))
-        {
+        if self.current.as_ref().is_some_and(|f| !f.key.holds(now)) {
             self.finish_current(false);
         }
     }
