@@ -89,6 +89,18 @@ fn key_cmp(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
     a.len().cmp(&b.len())
 }
 
+/// Whether the key at `key` (a span of `s`) keeps its object in serde_json's canonical form:
+/// after the previous key `prev` in byte order (sorted and unique, as a BTreeMap writes them),
+/// and unescaped (an escaped key is ordered by its decoded text: left to serde_json).
+fn key_in_order(
+    s: &[u8],
+    prev: Option<(usize, usize)>,
+    key: (usize, usize),
+    escaped: bool,
+) -> bool {
+    !escaped && prev.is_none_or(|(ps, pe)| key_cmp(&s[ps..pe], &s[key.0..key.1]).is_lt())
+}
+
 /// One object level, sorted by key; of duplicate keys the last wins (as in serde_json).
 #[derive(Debug, Clone)]
 pub struct Obj<'a, V>(Vec<(Str<'a>, V)>);
@@ -618,15 +630,9 @@ impl Scanner<'_> {
                 }
                 let mut prev: Option<(usize, usize)> = None;
                 loop {
-                    // A key with any escape is ordered by its decoded text: leave it to serde_json.
                     let (start, end, _, escaped) = self.string();
-                    if escaped {
+                    if !key_in_order(self.s, prev, (start, end), escaped) {
                         self.canonical = false;
-                    } else if let Some((ps, pe)) = prev {
-                        // Sorted and unique, as a BTreeMap writes them.
-                        if key_cmp(&self.s[ps..pe], &self.s[start..end]).is_ge() {
-                            self.canonical = false;
-                        }
                     }
                     prev = Some((start, end));
                     self.ws();

@@ -115,6 +115,8 @@ pub fn app(state: AppState) -> Router {
         Some(dir) => router.fallback_service(static_files::service(dir)),
         None => router.fallback(|| async { IngestError::NotFound }),
     };
+    // Ingest calls do not pass through this Router on real connections (`ingest_direct`): a
+    // layer added here must be added there too.
     router
         .layer(middleware::from_fn_with_state(
             state.clone(),

@@ -18,7 +18,7 @@
 
 use std::borrow::Cow;
 
-use super::{key_cmp, string_stop, Obj, RawVal, Scan, Str, TopLevel, DEPTH_BUDGET};
+use super::{key_in_order, string_stop, Obj, RawVal, Scan, Str, TopLevel, DEPTH_BUDGET};
 
 /// `None`: not sure (see the module doc); the caller takes the old way.
 pub(super) fn split_body(text: &str) -> Option<TopLevel<'_>> {
@@ -172,12 +172,8 @@ impl Checker<'_> {
                     }
                     let (start, end, _, escaped) = self.string()?;
                     if judge {
-                        if escaped {
+                        if !key_in_order(self.s, prev, (start, end), escaped) {
                             self.canonical = false;
-                        } else if let Some((ps, pe)) = prev {
-                            if key_cmp(&self.s[ps..pe], &self.s[start..end]).is_ge() {
-                                self.canonical = false;
-                            }
                         }
                         prev = Some((start, end));
                     }
