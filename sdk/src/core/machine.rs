@@ -470,6 +470,7 @@ impl<H: Host> Machine<H> {
             };
             let bytes = self.queue.bytes();
             // `skip` in both calls: one iterator type, one copy of write_queue in the wasm.
+            #[allow(clippy::iter_skip_zero)]
             let raw = persist::write_queue(header, self.queue.all().skip(0), bytes + n);
             if self.host.save(SLOT_QUEUE, &raw) {
                 return;
