@@ -31,6 +31,14 @@ extern "C" {
     fn queues(this: &Store) -> js_sys::Array;
 }
 
+// context.js imports ./json.js: binding it here also puts it next to context.js among the
+// test's JS snippets, where that import finds it.
+#[wasm_bindgen(module = "/js/json.js")]
+extern "C" {
+    fn clip(s: &str, max: u32) -> String;
+    fn json(v: &JsValue) -> String;
+}
+
 #[wasm_bindgen(module = "/js/context.js")]
 extern "C" {
     fn page() -> js_sys::Array;
@@ -100,8 +108,30 @@ fn storage_degrades_and_nothing_throws() {
     make_throwing(&doc_proto_title(&doc), "title");
     assert!(!privacy_signal());
     let p = page();
-    assert_eq!(p.length(), 10);
-    assert_eq!(p.get(3).as_string().unwrap(), "");
+    // [context.page JSON, route, context.campaign JSON]
+    assert_eq!(p.length(), 3);
+    let ctx = js_sys::JSON::parse(&p.get(0).as_string().unwrap()).unwrap();
+    assert_eq!(
+        Reflect::get(&ctx, &"title".into())
+            .unwrap()
+            .as_string()
+            .unwrap(),
+        ""
+    );
+}
+
+#[wasm_bindgen_test]
+fn wire_json_is_always_text_the_ingest_accepts() {
+    // Code points, not UTF-16 units: a clipped value never ends in half a surrogate pair.
+    assert_eq!(clip("a😀b", 2), "a😀");
+    assert_eq!(clip("short", 200), "short");
+    // A lone surrogate (which JSON.stringify escapes as \udXXX, refused by the ingest) becomes
+    // U+FFFD; a cycle becomes "[Circular]" instead of an exception.
+    let lone = js_sys::JSON::parse(r#"{"t":"x\ud800y"}"#).unwrap();
+    assert_eq!(json(&lone), r#"{"t":"x\ufffdy"}"#);
+    let cyc = Object::new();
+    Reflect::set(&cyc, &"me".into(), &cyc).unwrap();
+    assert_eq!(json(&cyc), r#"{"me":"[Circular]"}"#);
 }
 
 fn doc_proto_title(doc: &JsValue) -> JsValue {
