@@ -76,13 +76,9 @@ pub(super) fn split_body(text: &str) -> Option<TopLevel<'_>> {
                     scan,
                 },
             ));
-            c.ws();
-            if c.eat(b',').is_some() {
-                c.ws();
-                continue;
+            if !c.more(b'}')? {
+                break;
             }
-            c.eat(b'}')?;
-            break;
         }
     }
     c.ws();
@@ -127,6 +123,17 @@ impl Checker<'_> {
         }
     }
 
+    /// After a member or element: `Some(true)` past a `,` (another one follows), `Some(false)`
+    /// past `close` (the container ended), `None` on anything else.
+    fn more(&mut self, close: u8) -> Option<bool> {
+        self.ws();
+        if self.eat(b',').is_some() {
+            self.ws();
+            return Some(true);
+        }
+        self.eat(close).map(|()| false)
+    }
+
     /// The elements of the array at `i`, each checked but not judged (as `parse_array` leaves
     /// them).
     fn elements<'a>(&mut self, text: &'a str) -> Option<Vec<RawVal<'a>>> {
@@ -143,13 +150,9 @@ impl Checker<'_> {
                 text: &text[at..self.i],
                 scan: Scan::Unknown,
             });
-            self.ws();
-            if self.eat(b',').is_some() {
-                self.ws();
-                continue;
+            if !self.more(b']')? {
+                return Some(out);
             }
-            self.eat(b']')?;
-            return Some(out);
         }
     }
 
@@ -181,12 +184,9 @@ impl Checker<'_> {
                     self.eat(b':')?;
                     self.ws();
                     self.value(depth - 1, judge)?;
-                    self.ws();
-                    if self.eat(b',').is_some() {
-                        self.ws();
-                        continue;
+                    if !self.more(b'}')? {
+                        return Some(());
                     }
-                    return self.eat(b'}');
                 }
             }
             b'[' => {
@@ -197,12 +197,9 @@ impl Checker<'_> {
                 }
                 loop {
                     self.value(depth - 1, judge)?;
-                    self.ws();
-                    if self.eat(b',').is_some() {
-                        self.ws();
-                        continue;
+                    if !self.more(b']')? {
+                        return Some(());
                     }
-                    return self.eat(b']');
                 }
             }
             b'"' => {
