@@ -5,7 +5,7 @@
 //! properties/traits/options.context (json.js), and wiring the edges (options.js, storage.js,
 //! transport.js, context.js, autocapture.js) to the wasm, which holds every rule (core/machine.rs). One wasm
 //! call per track(). Nothing but our TypeErrors reaches the page.
-import { instantiate, fillRandom } from './wasm.js';
+import { instantiate, fillRandom, iso } from './wasm.js';
 import { openStore, tabId } from './storage.js';
 import { post, beacon } from './transport.js';
 import { page, common, privacySignal } from './context.js';
@@ -107,6 +107,7 @@ async function create(options) {
   const cmd = (op, arg = 0) => (drain(), b.x.ff_cmd(op, arg));
   const env = {
     now: Date.now,
+    iso: safe((t, p) => b.enc.encodeInto(iso(t), b.view().subarray(p, p + 24)).written),
     rand: safe((p, n) => fillRandom(b.view().subarray(p, p + n))),
     load: safe(() => {
       const s = store.read();

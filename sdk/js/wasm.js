@@ -2,11 +2,18 @@
 //!
 //! The download and compile start when this module is evaluated, not when init() is called:
 //! the page's own work overlaps them, so the SDK is ready sooner. No wasm-bindgen glue: the wasm
-//! has a few plain exports and eleven plain imports, and strings travel as UTF-8 in its memory.
+//! has a few plain exports and twelve plain imports, and strings travel as UTF-8 in its memory.
 const url = new URL('./footfall_sdk_bg.wasm', import.meta.url);
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 const W = WebAssembly;
+// Taken at module evaluation: a page that replaces Date or toISOString later cannot
+// change our timestamps.
+const D = Date;
+const toISO = D.prototype.toISOString;
+
+/** `ms` (0 … 9999-12-31, the wasm clamps) as `YYYY-MM-DDTHH:MM:SS.mmmZ`. */
+export const iso = (ms) => toISO.call(new D(ms));
 
 /** Fills `a` (a Uint8Array) with random bytes: crypto, or Math.random on a page without it. */
 export function fillRandom(a) {

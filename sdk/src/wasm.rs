@@ -1,5 +1,5 @@
 //! The release wasm's boundary (wasm32, no_std only): a few plain exports taking numbers and
-//! strings laid out in a shared buffer, and eleven plain imports from the JS edges
+//! strings laid out in a shared buffer, and twelve plain imports from the JS edges
 //! (sdk/js/wasm.js). No wasm-bindgen: its glue and per-import shims were most of the download.
 //!
 //! Strings in: JS asks `ff_buf(capacity)` for a buffer, writes UTF-8 strings separated by the
@@ -21,6 +21,9 @@ use core::cell::{Cell, UnsafeCell};
 #[link(wasm_import_module = "env")]
 extern "C" {
     fn now() -> f64;
+    /// Writes `Date.prototype.toISOString` for `ms` at `ptr` (at most 24 bytes, whole UTF-8
+    /// characters: TextEncoder.encodeInto); the byte count.
+    fn iso(ms: f64, ptr: *mut u8) -> usize;
     fn rand(ptr: *mut u8, len: usize);
     /// Reads the stored state; its UTF-8 length, or -1 when there is none. `take` copies it.
     fn load() -> i32;
@@ -43,6 +46,16 @@ impl Host for JsHost {
             t as u64
         } else {
             0
+        }
+    }
+    fn iso(&mut self, ms: u64, out: &mut String) {
+        out.reserve(24);
+        // SAFETY: the edge writes at most 24 bytes of whole UTF-8 characters into the spare
+        // capacity and says how many; those become part of the string.
+        unsafe {
+            let v = out.as_mut_vec();
+            let n = iso(ms as f64, v.as_mut_ptr().add(v.len()));
+            v.set_len(v.len() + n.min(24));
         }
     }
     fn fill_random(&mut self, buf: &mut [u8]) {

@@ -1,6 +1,6 @@
 //! Browser tests of the JS edges (headless Chromium via `wasm-pack test --headless --chrome`):
 //! storage round trips and fallbacks, cookie attributes, the stored-queue listing, the random
-//! fill, option TypeErrors and a throwing `fetch`/`sendBeacon`. The edges are the real files of
+//! fill, the timestamps, option TypeErrors and a throwing `fetch`/`sendBeacon`. The edges are the real files of
 //! sdk/js, imported as ES modules; the stored formats are the core's (`core::persist`). All tests
 //! of this file share one page, so none of them breaks the page's storage (that is
 //! `hostile.rs`'s job, in its own page).
@@ -8,6 +8,7 @@
 
 use footfall_sdk::core::persist;
 use footfall_sdk::core::session::State;
+use footfall_sdk::core::time;
 use js_sys::{Object, Reflect};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -52,6 +53,7 @@ extern "C" {
 extern "C" {
     #[wasm_bindgen(js_name = fillRandom)]
     fn fill_random(a: &js_sys::Uint8Array);
+    fn iso(ms: f64) -> String;
 }
 
 #[wasm_bindgen(module = "/js/transport.js")]
@@ -227,6 +229,32 @@ fn random_fill_uses_crypto_and_never_repeats() {
         let a = js_sys::Uint8Array::new_with_length(16);
         fill_random(&a);
         assert!(seen.insert(a.to_vec()), "16 random bytes repeated");
+    }
+}
+
+#[wasm_bindgen_test]
+fn browser_timestamps_match_the_core_formatter() {
+    // The release wasm takes its timestamps from this edge (Host::iso); core::time::push_iso
+    // is the reference: same text for the edge cases and a spread of instants up to the clamp.
+    let mut cases = vec![
+        0,
+        1,
+        86_399_999,
+        951_782_400_000,
+        4_107_542_400_000,
+        time::MAX_MS,
+    ];
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    for _ in 0..5_000 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        cases.push(x % (time::MAX_MS + 1));
+    }
+    for ms in cases {
+        let mut want = String::new();
+        time::push_iso(&mut want, ms);
+        assert_eq!(iso(ms as f64), want, "{ms}");
     }
 }
 

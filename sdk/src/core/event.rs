@@ -8,7 +8,7 @@
 //! `JSON.stringify` (sdk/js/context.js) and are spliced in unchanged: JSON done by the browser
 //! keeps escaping and number formatting out of the wasm.
 
-use super::{ids, json, time};
+use super::{ids, json};
 use alloc::string::String;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,7 +27,8 @@ pub struct Message<'a> {
     pub anonymous_id: &'a str,
     /// Empty when not identified.
     pub user_id: &'a str,
-    pub timestamp_ms: u64,
+    /// The event's instant, ISO-8601 (`Host::iso`).
+    pub timestamp: &'a str,
     /// `track`: the event name. `page`: the page name (empty = none). `identify`: unused.
     pub name: &'a str,
     /// `properties` (track, page) or `traits` (identify): a JSON object, or empty for `{}`.
@@ -85,7 +86,7 @@ pub fn build(m: &Message) -> String {
         json::push_str(&mut o, m.user_id);
     }
     o.push_str(",\"timestamp\":\"");
-    time::push_iso(&mut o, m.timestamp_ms);
+    o.push_str(m.timestamp);
     o.push_str("\",");
     match m.kind {
         Kind::Track => {
@@ -161,7 +162,7 @@ pub fn batch_overhead(write_key_json: &str, common_json: &str) -> usize {
 pub fn batch_body<'a>(
     messages: impl Iterator<Item = &'a str>,
     bytes_hint: usize,
-    sent_at_ms: u64,
+    sent_at: &str,
     write_key_json: &str,
     common_json: &str,
 ) -> String {
@@ -174,7 +175,7 @@ pub fn batch_body<'a>(
         o.push_str(m);
     }
     o.push_str("],\"sentAt\":\"");
-    time::push_iso(&mut o, sent_at_ms);
+    o.push_str(sent_at);
     o.push_str("\",\"writeKey\":");
     o.push_str(write_key_json);
     o.push_str(",\"context\":");
@@ -194,7 +195,7 @@ mod tests {
             message_random: [1; 16],
             anonymous_id: "anon",
             user_id: "",
-            timestamp_ms: 1_700_000_000_123,
+            timestamp: "2023-11-14T22:13:20.123Z",
             name: "Signed \"Up\"",
             payload_json: "{\"plan\":\"pro\"}",
             page_json: "{\"path\":\"/\"}",
@@ -297,14 +298,20 @@ mod tests {
         let ctx = r#"{"library":{"name":"footfall","version":"0.1.0"},"locale":"en-US"}"#;
         let key = "\"dev\"";
         let msgs = ["{\"a\":1}", "{\"b\":2}"];
-        let body = batch_body(msgs.iter().copied(), 15, 0, key, ctx);
+        let body = batch_body(
+            msgs.iter().copied(),
+            15,
+            "1970-01-01T00:00:00.000Z",
+            key,
+            ctx,
+        );
         let v = parse(&body);
         assert_eq!(v["batch"], json!([{"a": 1}, {"b": 2}]));
         assert_eq!(v["sentAt"], "1970-01-01T00:00:00.000Z");
         assert_eq!(v["writeKey"], "dev");
         assert_eq!(v["context"]["locale"], "en-US");
         assert_eq!(body.len(), batch_overhead(key, ctx) + 15);
-        let empty = batch_body([].into_iter(), 0, 0, key, ctx);
+        let empty = batch_body([].into_iter(), 0, "1970-01-01T00:00:00.000Z", key, ctx);
         assert_eq!(empty.len(), batch_overhead(key, ctx));
     }
 }

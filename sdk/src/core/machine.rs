@@ -13,7 +13,7 @@ use super::event::{self, Kind, Skip};
 use super::persist::{self, QueueHeader};
 use super::queue::{Outcome, Queue, KEEPALIVE_BYTES, MAX_BATCH_BYTES, MAX_BATCH_COUNT};
 use super::session::{self, State};
-use super::{campaign, ids, json};
+use super::{campaign, ids, json, time};
 use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
@@ -46,6 +46,8 @@ pub const STALE_MS: u64 = 5 * 60_000;
 pub trait Host {
     /// Milliseconds since the epoch.
     fn now(&mut self) -> u64;
+    /// Appends `ms` (≤ [`time::MAX_MS`]) as ISO-8601 UTC, as [`time::push_iso`] writes it.
+    fn iso(&mut self, ms: u64, out: &mut String);
     /// Fills `buf` with random bytes.
     fn fill_random(&mut self, buf: &mut [u8]);
     /// The stored state, read fresh (another tab may have written it).
@@ -312,12 +314,13 @@ impl<H: Host> Machine<H> {
         } else {
             ""
         };
+        let stamp = self.stamp(timestamp.unwrap_or(now));
         let msg = event::build(&event::Message {
             kind,
             message_random: self.rand.bytes(&mut self.host),
             anonymous_id: &self.state.anonymous_id,
             user_id: &self.state.user_id,
-            timestamp_ms: timestamp.unwrap_or(now),
+            timestamp: &stamp,
             name,
             payload_json: payload,
             page_json: &self.page_json,
@@ -334,6 +337,13 @@ impl<H: Host> Machine<H> {
         self.queue_dirty = true;
         self.schedule_task_end();
         self.maybe_send(false, false);
+    }
+
+    /// `ms` as a wire timestamp (clamped: the ingest takes 4-digit years only).
+    fn stamp(&mut self, ms: u64) -> String {
+        let mut s = String::new();
+        self.host.iso(ms.min(time::MAX_MS), &mut s);
+        s
     }
 
     /// Logout: forget the user, new anonymous id, new session.
@@ -529,10 +539,11 @@ impl<H: Host> Machine<H> {
         else {
             return;
         };
+        let sent_at = self.stamp(now);
         let body = event::batch_body(
             self.queue.messages(batch),
             batch.bytes,
-            now,
+            &sent_at,
             &self.cfg.write_key_json,
             &self.common_json,
         );
@@ -623,10 +634,11 @@ impl<H: Host> Machine<H> {
                 .next_batch_after(after, overhead, KEEPALIVE_BYTES, MAX_BATCH_COUNT)
         {
             let now = self.host.now();
+            let sent_at = self.stamp(now);
             let body = event::batch_body(
                 self.queue.messages(b),
                 b.bytes,
-                now,
+                &sent_at,
                 &self.cfg.write_key_json,
                 &self.common_json,
             );
@@ -680,6 +692,9 @@ mod tests {
     impl Host for Page {
         fn now(&mut self) -> u64 {
             self.now
+        }
+        fn iso(&mut self, ms: u64, out: &mut String) {
+            time::push_iso(out, ms);
         }
         fn fill_random(&mut self, buf: &mut [u8]) {
             for (i, b) in buf.iter_mut().enumerate() {

@@ -1,8 +1,11 @@
-//! Milliseconds since the Unix epoch → ISO-8601 `YYYY-MM-DDTHH:MM:SS.mmmZ`, integer arithmetic only.
+//! Timestamps on the wire: ISO-8601 UTC, `YYYY-MM-DDTHH:MM:SS.mmmZ`.
 //!
-//! `Date.prototype.toISOString` would cost a JS call and a string crossing per event; this is a few
-//! divisions. Civil-from-days is Howard Hinnant's algorithm (valid for the whole u64 ms range we
-//! accept; years beyond 9999 are clamped, as the ingest only accepts 4-digit years).
+//! The release wasm gets them from the browser (`Host::iso`, the JS edge's
+//! `Date.prototype.toISOString`): formatting in the wasm cost 285 B gzip of the download, one JS
+//! call per message costs ~0.1 µs. The rules stay here: what instant a message gets, and the
+//! clamp to [`MAX_MS`] (the ingest only accepts 4-digit years). [`push_iso`] is the formatter
+//! native hosts use (tests), and the reference the browser's output is checked against
+//! (sdk/tests/browser.rs). Civil-from-days is Howard Hinnant's algorithm.
 
 use alloc::string::String;
 
