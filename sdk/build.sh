@@ -3,7 +3,8 @@
 #   1. cargo, profile wasm-release, no_std (--no-default-features), target wasm32: a wasm with
 #      plain exports/imports (src/wasm.rs) — no wasm-bindgen glue (it was 4.5 KB gzip of JS
 #      plus the wasm side of ~80 imports)
-#   2. binaryen 132 `wasm-opt -Oz` from npm (never Debian's binaryen: SETUP.md pitfall 1)
+#   2. binaryen 132 `wasm-opt -Oz` from npm (never Debian's binaryen: SETUP.md pitfall 1), then
+#      scripts/scrub-dead-data.mjs (unused panic text zeroed)
 #   3. the hand-written JS (sdk/js/*: adapter index.js and its edge modules) next to the wasm
 # Prints raw, gzip -9 and brotli sizes at the end.
 set -euo pipefail
@@ -39,6 +40,9 @@ mkdir -p pkg
   --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
   --enable-mutable-globals --strip-debug --strip-producers --strip-target-features \
   "$target_dir/wasm32-unknown-unknown/wasm-release/footfall_sdk.wasm" -o pkg/footfall_sdk_bg.wasm
+# The panic texts and digit table -tnh left unused in the data segment (~320 B gzip): zeroed,
+# after checking no code refers to them (scripts/scrub-dead-data.mjs says how).
+node scripts/scrub-dead-data.mjs "$(dirname "$wasm_opt")/wasm-dis" pkg/footfall_sdk_bg.wasm
 cp js/*.js js/index.d.ts pkg/
 
 size() {
