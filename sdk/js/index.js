@@ -90,48 +90,50 @@ async function create(options) {
   const drain = () => {
     scheduled = false;
     // Inside a wasm call (a page callback re-entering us): the calls wait for the next drain.
-    if (!b.x.ff_buf(0)) return;
+    if (!b.x.b(0)) return; // ff_buf
     while (calls.length) {
       const q = calls;
       calls = [];
       for (const e of q) {
         try {
           const m = b.put(e[7] ? [e[1], e[2], e[4], ...e[7]] : [e[1], e[2], e[4]]);
-          if (m >= 0) b.x.ff_event(m, e[0], e[3], e[5], e[6]);
+          if (m >= 0) b.x.e(m, e[0], e[3], e[5], e[6]); // ff_event
         } catch (err) {
           warn(err);
         }
       }
     }
   };
-  const cmd = (op, arg = 0) => (drain(), b.x.ff_cmd(op, arg));
+  const cmd = (op, arg = 0) => (drain(), b.x.c(op, arg)); // ff_cmd
+  // The wasm's imports, by their one-letter wire names (src/wasm.rs has the table): now, iso,
+  // rand, load, take, save, send (POST), beacon, timer, micro(task), warn, settled.
   const env = {
-    now: Date.now,
-    iso: safe((t, p) => b.enc.encodeInto(iso(t), b.view().subarray(p, p + 24)).written),
-    rand: safe((p, n) => fillRandom(b.view().subarray(p, p + n))),
-    load: safe(() => {
+    n: Date.now,
+    i: safe((t, p) => b.enc.encodeInto(iso(t), b.view().subarray(p, p + 24)).written),
+    r: safe((p, n) => fillRandom(b.view().subarray(p, p + n))),
+    l: safe(() => {
       const s = store.read();
       stored = s == null ? null : b.enc.encode(s);
       return stored ? stored.length : -1;
     }, -1),
-    take: safe((p) => b.view().set(stored, p)),
-    save: safe((slot, p, n) => +(slot ? store.writeQueue(b.str(p, n)) : store.writeState(b.str(p, n)))),
-    send: safe(
+    t: safe((p) => b.view().set(stored, p)),
+    s: safe((slot, p, n) => +(slot ? store.writeQueue(b.str(p, n)) : store.writeState(b.str(p, n)))),
+    p: safe(
       (p, n, keepalive) =>
         +post(c.url, b.str(p, n), keepalive, (status, ra, dateMs) => {
           drain();
           const m = b.put([ra]);
-          if (m >= 0) b.x.ff_answer(m, status, dateMs);
+          if (m >= 0) b.x.r(m, status, dateMs); // ff_answer
         }),
     ),
-    beacon: safe((p, n) => +beacon(c.url, b.str(p, n))),
-    timer: safe((which, delay) => {
+    b: safe((p, n) => +beacon(c.url, b.str(p, n))),
+    m: safe((which, delay) => {
       clearTimeout(timers[which]);
       timers[which] = setTimeout(() => cmd(5, which), Math.min(delay, 2147483647));
     }),
-    micro: safe(() => queueMicrotask(() => cmd(5, 0))),
-    warn: safe((w) => warn(WARNINGS[w])),
-    settled: safe((id) => {
+    u: safe(() => queueMicrotask(() => cmd(5, 0))),
+    w: safe((w) => warn(WARNINGS[w])),
+    d: safe((id) => {
       const r = waiters.get(id);
       waiters.delete(id);
       r && r();
@@ -140,13 +142,14 @@ async function create(options) {
   b = await instantiate(env);
   const x = b.x;
   const n = b.put([json(c.writeKey), common(), ...page()]);
-  x.ff_init(n, c.idle, c.max, c.flushAt, c.interval, c.maxQueue, (c.pageviews ? 1 : 0) | (disabled ? 2 : 0));
+  // ff_init
+  x.i(n, c.idle, c.max, c.flushAt, c.interval, c.maxQueue, (c.pageviews ? 1 : 0) | (disabled ? 2 : 0));
   if (!disabled) {
     // Stored queues: the wasm decides (adopt a gone tab's, leave a live one's, drop junk).
     const now = Date.now();
     for (const [k, raw] of store.queues()) {
       const m = b.put([checked(raw)]);
-      const d = m < 0 ? 0 : x.ff_adopt(m, now);
+      const d = m < 0 ? 0 : x.q(m, now); // ff_adopt
       if (d) store.remove(k);
       else if (k === store.queueKey) store.newKey();
     }
@@ -157,7 +160,7 @@ async function create(options) {
     guard(() => {
       drain();
       const m = b.put(page());
-      if (m >= 0) x.ff_nav(m, force);
+      if (m >= 0) x.n(m, force); // ff_nav
     });
   // Notes a call (an explicit page() reads the page now: its title may change later).
   const event = (kind, name, body, ts, ctx, skip) => {
@@ -229,8 +232,8 @@ async function create(options) {
   };
   const get = (op) =>
     guard(() => {
-      const n = cmd(op); // first: it writes the answer that ff_out() points at
-      return b.str(x.ff_out(), n);
+      const n = cmd(op); // first: it writes the answer that x.o() (ff_out) points at
+      return b.str(x.o(), n);
     }, '');
   let ids = 0;
   return Object.freeze({

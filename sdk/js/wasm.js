@@ -71,7 +71,7 @@ export async function instantiate(env) {
     put(parts) {
       let cap = parts.length;
       for (const s of parts) cap += s.length * 3;
-      const p = x.ff_buf(cap);
+      const p = x.b(cap); // ff_buf
       if (!p) return -1;
       const b = view();
       let o = p;

@@ -6,6 +6,13 @@
 //! byte 0xFF (which UTF-8 never contains) and passes the byte count. Strings out (imports): a
 //! pointer and a length into the memory. Results of the getters: `ff_out()` + the length.
 //!
+//! Names on the wire are one letter (each is in the download twice, in the wasm and in the JS;
+//! sdk/js/index.js names them again where it uses them):
+//! - exports: `b` ff_buf, `o` ff_out, `i` ff_init, `q` ff_adopt (a stored queue), `e` ff_event,
+//!   `n` ff_nav, `r` ff_answer (a response), `c` ff_cmd;
+//! - imports (module `env`): `n` now, `i` iso, `r` rand, `l` load, `t` take, `s` save,
+//!   `p` send (POST), `b` beacon, `m` timer, `u` micro, `w` warn, `d` settled.
+//!
 //! Re-entrancy: a page callback we trigger (a replaced `fetch`, a storage getter) may call the
 //! SDK again while the machine is busy; such a call is dropped (`ff_buf` answers 0), as the
 //! `try_borrow_mut` of the former bindgen code did.
@@ -20,20 +27,32 @@ use core::cell::{Cell, UnsafeCell};
 
 #[link(wasm_import_module = "env")]
 extern "C" {
+    #[link_name = "n"]
     fn now() -> f64;
     /// Writes `Date.prototype.toISOString` for `ms` at `ptr` (at most 24 bytes, whole UTF-8
     /// characters: TextEncoder.encodeInto); the byte count.
+    #[link_name = "i"]
     fn iso(ms: f64, ptr: *mut u8) -> usize;
+    #[link_name = "r"]
     fn rand(ptr: *mut u8, len: usize);
     /// Reads the stored state; its UTF-8 length, or -1 when there is none. `take` copies it.
+    #[link_name = "l"]
     fn load() -> i32;
+    #[link_name = "t"]
     fn take(ptr: *mut u8);
+    #[link_name = "s"]
     fn save(slot: u32, ptr: *const u8, len: usize) -> u32;
+    #[link_name = "p"]
     fn send(ptr: *const u8, len: usize, keepalive: u32) -> u32;
+    #[link_name = "b"]
     fn beacon(ptr: *const u8, len: usize) -> u32;
+    #[link_name = "m"]
     fn timer(which: u32, delay: f64);
+    #[link_name = "u"]
     fn micro();
+    #[link_name = "w"]
     fn warn(what: u32);
+    #[link_name = "d"]
     fn settled(id: u32);
 }
 
@@ -134,7 +153,7 @@ fn with<R: Default>(n: usize, f: impl FnOnce(&mut Option<Machine<JsHost>>, &[&st
 }
 
 /// An input buffer of `cap` bytes for the next call; 0 while a call is running.
-#[no_mangle]
+#[export_name = "b"]
 pub extern "C" fn ff_buf(cap: usize) -> *mut u8 {
     if G.busy.get() {
         return core::ptr::null_mut();
@@ -148,7 +167,7 @@ pub extern "C" fn ff_buf(cap: usize) -> *mut u8 {
 }
 
 /// Where a getter's answer is (its length is what `ff_cmd` returned).
-#[no_mangle]
+#[export_name = "o"]
 pub extern "C" fn ff_out() -> *const u8 {
     // SAFETY: read only between calls.
     unsafe { (*G.out.get()).as_ptr() }
@@ -156,7 +175,7 @@ pub extern "C" fn ff_out() -> *const u8 {
 
 /// Creates the tracker. Strings: the write key as a JSON string, the batch-level context JSON,
 /// then the page (see `Machine::set_page`). flags: bit 0 pageviews, bit 1 disabled.
-#[no_mangle]
+#[export_name = "i"]
 pub extern "C" fn ff_init(
     n: usize,
     idle_ms: f64,
@@ -192,7 +211,7 @@ pub extern "C" fn ff_init(
 }
 
 /// A stored queue found at start (see `Machine::adopt`). String: its raw value.
-#[no_mangle]
+#[export_name = "q"]
 pub extern "C" fn ff_adopt(n: usize, now: f64) -> u32 {
     with(n, |m, s| {
         m.as_mut().map(|m| m.adopt(s[0], now as u64)).unwrap_or(0)
@@ -203,7 +222,7 @@ pub extern "C" fn ff_adopt(n: usize, now: f64) -> u32 {
 /// JSON (or ""), then for page the page fields. `ts`: options.timestamp in ms, or NaN.
 /// `skip` bits: page, campaign, sessionId, sessionStart present in options.context. `at`: when
 /// the page made the call (ms).
-#[no_mangle]
+#[export_name = "e"]
 pub extern "C" fn ff_event(n: usize, kind: u32, ts: f64, skip: u32, at: f64) {
     with(n, |m, s| {
         let Some(m) = m else { return };
@@ -229,7 +248,7 @@ pub extern "C" fn ff_event(n: usize, kind: u32, ts: f64, skip: u32, at: f64) {
 
 /// A navigation (history change, popstate; `force`: bfcache restore). Strings: the page
 /// fields of `Machine::set_page`.
-#[no_mangle]
+#[export_name = "n"]
 pub extern "C" fn ff_nav(n: usize, force: u32) {
     with(n, |m, s| {
         if let Some(m) = m {
@@ -240,7 +259,7 @@ pub extern "C" fn ff_nav(n: usize, force: u32) {
 
 /// The answer to the request in flight (status 0: network error). String: Retry-After.
 /// `date_ms`: ms until Retry-After read as an HTTP date (NaN when it is not one).
-#[no_mangle]
+#[export_name = "r"]
 pub extern "C" fn ff_answer(n: usize, status: u32, date_ms: f64) {
     with(n, |m, s| {
         if let Some(m) = m {
@@ -254,7 +273,7 @@ pub extern "C" fn ff_answer(n: usize, status: u32, date_ms: f64) {
 /// `id` settles later (0: busy), 3 optOut,
 /// 4 optIn, 5 tick(arg), 6 hide, 7 show, 8 online, 9 sessionId, 10 anonymousId, 11 userId
 /// (→ length of the answer at `ff_out`).
-#[no_mangle]
+#[export_name = "c"]
 pub extern "C" fn ff_cmd(op: u32, arg: u32) -> u32 {
     with(0, |m, _| {
         let Some(m) = m else { return 0 };

@@ -1,7 +1,7 @@
 //! Browser tests of the timer edges of js/index.js, with the real release wasm (its own test
 //! binary, so its own page: the tracker is one per page and keeps its listeners and timers).
 //! The wasm decides when to send (core/machine.rs); these check that the JS wires it to the
-//! page: the `timer` import → `setTimeout` → `ff_cmd(5, which)`, so the flushIntervalMs timer
+//! page: the `timer` import (`m`) → `setTimeout` → `ff_cmd(5, which)`, so the flushIntervalMs timer
 //! sends a batch after the interval with no other trigger and does not restart per event; and
 //! the `micro`/end-of-task microtask, so `flushAt` events noted in one task go out before the
 //! task's timers run.
