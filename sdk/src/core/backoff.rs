@@ -54,8 +54,10 @@ pub fn delay_ms(attempt: u32, random: u32, retry_after_ms: Option<u64>) -> u64 {
 }
 
 /// Parses a `Retry-After` given in seconds (`"120"`); the HTTP-date form is left to the caller.
+/// No trimming: `Headers.get` returns values with the surrounding whitespace already removed
+/// (Fetch standard, header value normalization).
 pub fn parse_retry_after_seconds(v: &str) -> Option<u64> {
-    super::json::parse_u64(v.trim_ascii()).map(|s| s.saturating_mul(1000))
+    super::json::parse_u64(v).map(|s| s.saturating_mul(1000))
 }
 
 /// Retry state of the queue: consecutive failures and the time before which we must not send.
@@ -147,7 +149,7 @@ mod tests {
         assert_eq!(delay_ms(0, 0, Some(5_000)), 5_000);
         assert_eq!(delay_ms(0, u32::MAX, Some(100)), 1_000);
         assert_eq!(delay_ms(0, 0, Some(u64::MAX)), MAX_RETRY_AFTER_MS);
-        assert_eq!(parse_retry_after_seconds(" 120 "), Some(120_000));
+        assert_eq!(parse_retry_after_seconds("120"), Some(120_000));
         assert_eq!(
             parse_retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT"),
             None

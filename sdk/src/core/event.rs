@@ -141,13 +141,19 @@ pub fn build(m: &Message) -> String {
     o
 }
 
-/// The members of a JSON object text (`{"a":1}` → `"a":1`), or "" when it is not an object.
+/// The members of a JSON object text (`{"a":1}` → `"a":1`), or "" when it is not an object or
+/// has none (`{ }`). The text is `JSON.stringify` output (`options.context`), so there is no
+/// whitespace around it to trim (`str::trim_ascii` was 144 bytes of wasm).
 pub fn object_inner(obj: &str) -> &str {
-    let t = obj.trim_ascii();
     // Byte tests, not `strip_prefix('{')`: a char pattern brings a UTF-8 encoder into the wasm.
-    match t.as_bytes() {
-        [b'{', .., b'}'] => t.get(1..t.len() - 1).unwrap_or("").trim_ascii(),
+    let inner = match obj.as_bytes() {
+        [b'{', .., b'}'] => obj.get(1..obj.len() - 1).unwrap_or(""),
         _ => "",
+    };
+    if inner.bytes().all(|b| b.is_ascii_whitespace()) {
+        ""
+    } else {
+        inner
     }
 }
 
@@ -288,7 +294,9 @@ mod tests {
             ..base()
         }));
         assert_eq!(v["context"], json!({}));
-        assert_eq!(object_inner(" { \"a\" : 1 } "), "\"a\" : 1");
+        assert_eq!(object_inner("{ \"a\" : 1 }"), " \"a\" : 1 ");
+        assert_eq!(object_inner("{ \n}"), "");
+        assert_eq!(object_inner("{}"), "");
         assert_eq!(object_inner("[1]"), "");
     }
 
