@@ -7,52 +7,45 @@ import { footfallScriptElement as el } from './script-url.js';
 
 const w = window;
 const d = document;
-// Methods that are queued until the SDK is ready (and replayed in call order).
-const QUEUED = ['track', 'page', 'identify', 'reset', 'flush', 'optOut', 'optIn', 'ready'];
+// Methods queued until the SDK is ready and replayed in call order; the last two (flush, ready)
+// return a promise that settles then.
+const QUEUED = 'track page identify reset optOut optIn flush ready'.split(' ');
 // Getters answer `undefined` until the SDK is ready: there is no id to give yet.
 const GETTERS = ['sessionId', 'anonymousId', 'userId'];
-// Argument index of the Segment-style `options` object of each event method.
-const OPTIONS_ARG = { track: 2, page: 2, identify: 2 };
-// data-* attributes read from the tag; `el.dataset` turns data-write-key into writeKey.
-const STRING_OPTIONS = ['writeKey', 'apiHost', 'persistence', 'cookieDomain'];
-const NUMBER_OPTIONS = ['sessionTimeoutMinutes', 'maxSessionHours', 'flushAt', 'flushIntervalMs', 'maxQueueSize'];
-const BOOLEAN_OPTIONS = ['respectPrivacySignals', 'debug'];
-
-function pageContext() {
-  const l = location;
-  return { url: l.href, path: l.pathname, referrer: d.referrer, title: d.title, search: l.search };
-}
+// data-* attributes read from the tag (`el.dataset` turns data-write-key into writeKey), by
+// type: strings, numbers, booleans ("false" is false, anything else, even empty, true).
+const OPTIONS = [
+  'writeKey apiHost persistence cookieDomain',
+  'sessionTimeoutMinutes maxSessionHours flushAt flushIntervalMs maxQueueSize',
+  'respectPrivacySignals debug',
+];
+const AS = [String, Number, (v) => v !== 'false'];
 
 /** Options for init() from the tag's data-* attributes; unset attributes keep the SDK defaults. */
 function optionsFromTag(ds) {
   const o = {};
-  for (const k of STRING_OPTIONS) if (ds[k] != null && ds[k] !== '') o[k] = ds[k];
-  for (const k of NUMBER_OPTIONS) if (ds[k] != null && ds[k] !== '') o[k] = Number(ds[k]);
-  // `data-debug` alone (empty value) means true; "false" means false.
-  for (const k of BOOLEAN_OPTIONS) if (ds[k] != null) o[k] = ds[k] !== 'false';
+  OPTIONS.forEach((names, t) => {
+    for (const k of names.split(' ')) if (ds[k] != null && (t > 1 || ds[k] !== '')) o[k] = AS[t](ds[k]);
+  });
   const a = ds.autocapture;
-  if (a != null && a !== '' && a !== 'true') {
+  if (a && a !== 'true') {
     // "false" turns autocapture off; "pageviews" or "clicks" (comma separated) keeps only those.
     const on = a === 'false' ? [] : a.split(/[\s,]+/);
-    o.autocapture = on.length ? { pageviews: on.includes('pageviews'), clicks: on.includes('clicks') } : false;
+    o.autocapture = on.length > 0 && { pageviews: on.includes('pageviews'), clicks: on.includes('clicks') };
   }
   return o;
 }
 
-/** Replays one queued call on the ready tracker with its original time and page. */
-function replay(tracker, item) {
-  const method = item[0];
-  const time = item[2];
-  const page = item[3];
-  const args = Array.from(item[1] || []);
+/** Replays one queued call [method, args, time, page] on the ready tracker. */
+function replay(tracker, [method, list, time, page]) {
+  const args = Array.from(list || []);
   if (method === 'ready') return args[0] && args[0](tracker);
   if (!(method in tracker)) return;
-  const i = OPTIONS_ARG[method];
-  if (i !== undefined && time) {
-    // The caller's own options win; the queued call time and page fill what they leave out.
-    const own = args[i] || {};
-    const context = { ...own.context, page: (own.context && own.context.page) || page };
-    args[i] = { timestamp: time, ...own, context };
+  // track(name, properties, options), page(name, properties, options), identify(id, traits,
+  // options): the caller's own options win; the call's time and page fill what they leave out.
+  if (QUEUED.indexOf(method) < 3 && time) {
+    const own = args[2] || {};
+    args[2] = { timestamp: time, ...own, context: { ...own.context, page: (own.context && own.context.page) || page } };
   }
   return tracker[method](...args);
 }
@@ -64,19 +57,16 @@ function main() {
   if (!ff || typeof ff !== 'object') ff = w.footfall = {};
   const q = Array.isArray(ff.q) ? ff.q : (ff.q = []);
   ff.__footfall = true;
-  // Until ready, queue like the snippet does; flush() and ready() get a promise that settles later.
-  // The snippet's stub does the same (its items carry `resolve` too), so a queue taken over from
-  // it settles its callers' promises below.
-  for (const m of QUEUED) {
+  // Until ready, queue like the snippet does (its items carry `resolve` too, so a queue taken
+  // over from it settles its callers' promises below).
+  QUEUED.forEach((m, i) => {
     ff[m] = (...args) => {
-      const item = [m, args, Date.now(), pageContext()];
-      if (m !== 'flush' && m !== 'ready') return void q.push(item);
-      return new Promise((resolve) => {
-        q.push(item);
-        item.resolve = resolve;
-      });
+      const l = location;
+      const item = [m, args, Date.now(), { url: l.href, path: l.pathname, referrer: d.referrer, title: d.title, search: l.search }];
+      q.push(item);
+      if (i > 5) return new Promise((resolve) => (item.resolve = resolve));
     };
-  }
+  });
   for (const m of GETTERS) ff[m] = () => undefined;
 
   let options;
@@ -97,14 +87,9 @@ function main() {
         }
         if (item.resolve) item.resolve(item[0] === 'ready' ? tracker : r);
       }
-      for (const m of QUEUED.concat(GETTERS)) {
-        if (m in tracker) ff[m] = tracker[m].bind(tracker);
-      }
+      for (const m of QUEUED.concat(GETTERS)) if (m in tracker) ff[m] = tracker[m].bind(tracker);
       // Resolves with the tracker, as a queued ready() does (index.d.ts: Promise<Tracker>).
-      ff.ready = (cb) => {
-        if (cb) cb(tracker);
-        return Promise.resolve(tracker);
-      };
+      ff.ready = (cb) => (cb && cb(tracker), Promise.resolve(tracker));
       ff.loaded = true;
       try {
         performance.mark('footfall:ready');
