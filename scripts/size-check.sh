@@ -4,19 +4,22 @@
 #!   npm user:        npm/dist/index.js   + npm/dist/footfall_bg.wasm
 #!   script-tag user: npm/dist/footfall.js + npm/dist/footfall_bg.wasm
 #! Two limits:
-#!   - the budget, 15 KB (15 × 1024 = 15,360 bytes): reported; with --budget (or
-#!     FOOTFALL_SIZE_STRICT=1) exceeding it fails. Footfall does not meet it yet (see README).
-#!   - the ceiling: the size this commit measured, plus 64 bytes of slack. `make test` fails above
-#!     it, so no change makes the download bigger unnoticed. Lower the ceilings as the size
-#!     drops; raising one is an edit below, with the reason, in the same commit.
+#!   - the budget, 15 KB (15 × 1024 = 15,360 bytes). The npm download meets it, and `make test`
+#!     fails when it exceeds it. The script-tag download does not meet it yet (see README);
+#!     with --budget (or FOOTFALL_SIZE_STRICT=1) exceeding it fails for both.
+#!   - the script-tag ceiling: the size this commit measured, plus 64 bytes of slack. `make test`
+#!     fails above it, so no change makes that download bigger unnoticed. Lower it as the size
+#!     drops; raising it is an edit below, with the reason, in the same commit.
 #! Needs npm/dist (`make npm`). Exits non-zero, naming the files and their sizes, when over.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 BUDGET=15360
-# Measured 2026-12-01 (end of the day's size work, see sdk/README.md): 15,920 / 16,683.
-CEILING_NPM=${FOOTFALL_SIZE_CEILING_NPM:-15984}
-CEILING_TAG=${FOOTFALL_SIZE_CEILING_TAG:-16747}
+# The npm download is held to the budget itself. The tag's ceiling: 15,993 measured 2026-12-01
+# (timestamps by the browser, dead panic data zeroed, one-letter wire names, power-of-two
+# allocator classes, a leaner tag loader) + 64.
+CEILING_NPM=${FOOTFALL_SIZE_CEILING_NPM:-$BUDGET}
+CEILING_TAG=${FOOTFALL_SIZE_CEILING_TAG:-16057}
 STRICT=${FOOTFALL_SIZE_STRICT:-0}
 [ "${1:-}" = "--budget" ] && STRICT=1
 DIST=npm/dist
