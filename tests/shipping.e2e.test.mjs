@@ -65,7 +65,13 @@ async function shippingSite({ snippetOptions, headers } = {}) {
   later(() => ingest.cleanup());
   const SNIPPET = snippetFor({
     src: '/dist/footfall.js',
-    options: snippetOptions ?? { writeKey: 'dev', apiHost: ingest.url, autocapture: false, flushIntervalMs: 200 },
+    // snippetOptions: an object, or a function of the ingest's URL.
+    options: (typeof snippetOptions === 'function' ? snippetOptions(ingest.url) : snippetOptions) ?? {
+      writeKey: 'dev',
+      apiHost: ingest.url,
+      autocapture: false,
+      flushIntervalMs: 200,
+    },
   });
   const dir = await renderPages(FIXTURES, { INGEST: ingest.url, SNIPPET });
   const site = await startStatic({ '/': { dir, headers }, '/dist/': { dir: NPM_DIST, headers } });
@@ -233,6 +239,42 @@ test('footfall.js loaded before the snippet: one copy, the snippet leaves it alo
   assert.equal(events[0].originalTimestamp, new Date(state.queuedAt[0]).toISOString());
   assert.equal(requests.filter((p) => p === '/dist/footfall.js').length, 1);
   assert.deepEqual(errors, []);
+});
+
+test('init fails (a bad data-* option): the queued and later flush() promises resolve, ready() never fires, nothing is queued or sent', async () => {
+  const { ingest, site } = await shippingSite({
+    snippetOptions: (url) => ({ writeKey: 'dev', apiHost: url, persistence: 'bogus' }),
+  });
+  const { page, consoleErrors } = await newPage();
+  let held;
+  const gotRequest = new Promise((resolve) =>
+    page.route('**/dist/footfall.js', (route) => {
+      held = route;
+      resolve();
+    }),
+  );
+  await page.goto(`${site.url}/snippet.html`, { waitUntil: 'commit' });
+  await gotRequest;
+  await page.evaluate(() => {
+    window.got = [];
+    window.footfall.track('Never Sent');
+    window.footfall.flush().then(() => window.got.push('queued flush resolved'));
+    window.footfall.ready(() => window.got.push('ready callback')).then(() => window.got.push('ready resolved'));
+  });
+  await held.continue();
+  await waitFor(() => consoleErrors.some((m) => m.startsWith('footfall: init failed') && m.includes('persistence')), {
+    message: `console: ${consoleErrors}`,
+  });
+  const after = await page.evaluate(async () => {
+    const t = window.footfall.track('Also Never Sent');
+    // Bounded: without the fix this promise never settles.
+    await Promise.race([window.footfall.flush().then(() => window.got.push('later flush resolved')), new Promise((r) => setTimeout(r, 2000))]);
+    return { track: t === undefined, q: window.footfall.q.length, loaded: window.footfall.loaded ?? false };
+  });
+  await sleep(300);
+  assert.deepEqual(await page.evaluate(() => window.got), ['queued flush resolved', 'later flush resolved']);
+  assert.deepEqual(after, { track: true, q: 0, loaded: false });
+  assert.deepEqual(await settle(ingest, { quietMs: 500 }), []);
 });
 
 test("strict CSP (script-src 'self' 'wasm-unsafe-eval'; connect-src 'self' <ingest>): no violations, events arrive", async () => {

@@ -98,7 +98,15 @@ function main() {
       }
       w.dispatchEvent(new Event('footfall:ready'));
     },
-    (e) => console.error('footfall: init failed:', e),
+    (e) => {
+      console.error('footfall: init failed:', e);
+      // No tracker will replay the queue. flush() promises resolve (nothing will be sent: a page
+      // awaiting one must not hang); ready() stays pending and its callbacks are never called,
+      // since the SDK never becomes ready (a rejection would be an unhandled error in every page
+      // that passes a callback). Later calls are dropped, not queued.
+      for (const item of q.splice(0)) if (item[0] === 'flush' && item.resolve) item.resolve();
+      QUEUED.forEach((m, i) => (ff[m] = () => (i > 5 ? new Promise((r) => i < 7 && r()) : undefined)));
+    },
   );
 }
 
