@@ -141,7 +141,10 @@ impl Sink {
         // length is bounded by the connection cap (one request in flight per connection).
         tx.send(Command::Append { lines, reply })
             .map_err(|_| SinkError::Closed)?;
-        rx.await.map_err(|_| SinkError::Closed)?
+        let ack = rx.await.map_err(|_| SinkError::Closed)?;
+        // Freed here, on the thread that allocated them (see `Ack`).
+        drop(ack.lines);
+        ack.result
     }
 
     /// Stops every writer after the jobs already queued: each syncs and renames its open file.

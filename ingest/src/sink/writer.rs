@@ -31,9 +31,19 @@ const IDLE_TICK: Duration = Duration::from_secs(1);
 pub enum Command {
     Append {
         lines: Vec<Line>,
-        reply: oneshot::Sender<Result<Outcome, SinkError>>,
+        reply: oneshot::Sender<Ack>,
     },
     Shutdown,
+}
+
+/// A request's answer, with its lines handed back: they were allocated on the request's runtime
+/// thread, and freed there they go back to that thread's malloc cache. Freed here, every one
+/// went through glibc's slow path into the worker's arena (taking its lock), and the worker's
+/// next allocations of that size missed its cache.
+#[derive(Debug)]
+pub struct Ack {
+    pub result: Result<Outcome, SinkError>,
+    pub lines: Vec<Line>,
 }
 
 struct OpenFile {
@@ -54,7 +64,7 @@ pub struct Writer {
     metrics: Arc<Metrics>,
 }
 
-type Job = (Vec<Line>, oneshot::Sender<Result<Outcome, SinkError>>);
+type Job = (Vec<Line>, oneshot::Sender<Ack>);
 
 impl Writer {
     pub fn new(
@@ -172,16 +182,22 @@ impl Writer {
                 self.metrics.accepted(written as u64);
                 self.metrics
                     .deduplicated((outcomes.iter().map(|o| o.deduplicated).sum::<usize>()) as u64);
-                for ((_, reply), outcome) in jobs.into_iter().zip(outcomes) {
-                    let _ = reply.send(Ok(outcome));
+                for ((lines, reply), outcome) in jobs.into_iter().zip(outcomes) {
+                    let _ = reply.send(Ack {
+                        result: Ok(outcome),
+                        lines,
+                    });
                 }
             }
             Err(e) => {
                 self.metrics.write_error();
                 tracing::error!(source = %self.source, error = %e, "write failed; nothing acknowledged");
                 let err = SinkError::Io(e.to_string());
-                for (_, reply) in jobs {
-                    let _ = reply.send(Err(err.clone()));
+                for (lines, reply) in jobs {
+                    let _ = reply.send(Ack {
+                        result: Err(err.clone()),
+                        lines,
+                    });
                 }
             }
         }
@@ -363,10 +379,7 @@ mod tests {
         out
     }
 
-    fn send(
-        tx: &mpsc::Sender<Command>,
-        lines: Vec<Line>,
-    ) -> oneshot::Receiver<Result<Outcome, SinkError>> {
+    fn send(tx: &mpsc::Sender<Command>, lines: Vec<Line>) -> oneshot::Receiver<Ack> {
         let (reply, rx) = oneshot::channel();
         tx.send(Command::Append { lines, reply }).unwrap();
         rx
@@ -391,21 +404,21 @@ mod tests {
         let c = send(&tx, vec![line("m1")]);
         let handle = std::thread::spawn(move || w.run(rx));
         assert_eq!(
-            a.blocking_recv().unwrap().unwrap(),
+            a.blocking_recv().unwrap().result.unwrap(),
             Outcome {
                 written: 2,
                 deduplicated: 0
             }
         );
         assert_eq!(
-            b.blocking_recv().unwrap().unwrap(),
+            b.blocking_recv().unwrap().result.unwrap(),
             Outcome {
                 written: 1,
                 deduplicated: 1
             }
         );
         assert_eq!(
-            c.blocking_recv().unwrap().unwrap(),
+            c.blocking_recv().unwrap().result.unwrap(),
             Outcome {
                 written: 0,
                 deduplicated: 1
@@ -414,7 +427,7 @@ mod tests {
         // A later group: m3 is remembered, m4 is new and does not fit in the current file.
         let d = send(&tx, vec![line("m3"), line("m4")]);
         assert_eq!(
-            d.blocking_recv().unwrap().unwrap(),
+            d.blocking_recv().unwrap().result.unwrap(),
             Outcome {
                 written: 1,
                 deduplicated: 1
@@ -480,7 +493,10 @@ mod tests {
         std::fs::write(dir.path().join("missing-parent"), b"").unwrap();
         let (reply, rx) = oneshot::channel();
         w.commit(vec![(vec![line("m1")], reply)]);
-        assert!(matches!(rx.blocking_recv().unwrap(), Err(SinkError::Io(_))));
+        assert!(matches!(
+            rx.blocking_recv().unwrap().result,
+            Err(SinkError::Io(_))
+        ));
         assert!(w.dedupe.is_empty());
         assert!(metrics
             .render()
@@ -504,7 +520,7 @@ mod tests {
         }
         w.commit(jobs);
         for rx in replies {
-            assert_eq!(rx.blocking_recv().unwrap().unwrap().written, 1500);
+            assert_eq!(rx.blocking_recv().unwrap().result.unwrap().written, 1500);
         }
         let files = all_files(dir.path());
         assert_eq!(files.len(), 1);
