@@ -15,11 +15,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 BUDGET=15360
-# The npm download is held to the budget itself. The tag's ceiling: 15,993 measured 2026-12-01
+# The npm download is held to the budget itself. The tag's ceiling: 16,086 measured 2026-12-01
 # (timestamps by the browser, dead panic data zeroed, one-letter wire names, power-of-two
-# allocator classes, a leaner tag loader) + 64.
+# allocator classes, a leaner tag loader: 15,993; then raised by 93 B for two fixes: flush()
+# settling when init fails, +46, and the timestamp edge formatting a second once per burst,
+# +47, since toISOString per event cost ~1.5 µs of main-thread CPU) + 64.
 CEILING_NPM=${FOOTFALL_SIZE_CEILING_NPM:-$BUDGET}
-CEILING_TAG=${FOOTFALL_SIZE_CEILING_TAG:-16057}
+CEILING_TAG=${FOOTFALL_SIZE_CEILING_TAG:-16150}
 STRICT=${FOOTFALL_SIZE_STRICT:-0}
 [ "${1:-}" = "--budget" ] && STRICT=1
 DIST=npm/dist

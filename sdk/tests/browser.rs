@@ -235,7 +235,7 @@ fn random_fill_uses_crypto_and_never_repeats() {
 #[wasm_bindgen_test]
 fn browser_timestamps_match_the_core_formatter() {
     // The release wasm takes its timestamps from this edge (Host::iso); core::time::push_iso
-    // is the reference: same text for the edge cases and a spread of instants up to the clamp.
+    // is the reference: same text for the edge cases and a spread of instants up to the clamp, and runs of consecutive ones.
     let mut cases = vec![
         0,
         1,
@@ -250,6 +250,11 @@ fn browser_timestamps_match_the_core_formatter() {
         x ^= x >> 7;
         x ^= x << 17;
         cases.push(x % (time::MAX_MS + 1));
+    }
+    // Runs of consecutive instants, across second, day and year boundaries: the edge formats
+    // a second once and appends the milliseconds.
+    for start in [1_700_000_000_990, 1_704_067_199_995, 951_868_799_998] {
+        cases.extend(start..start + 20);
     }
     for ms in cases {
         let mut want = String::new();
