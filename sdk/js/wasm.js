@@ -67,8 +67,10 @@ export async function instantiate(env) {
   const x = (await W.instantiate(await compile(), { env })).exports;
   const mem = x.memory;
   let u8 = new Uint8Array(mem.buffer);
-  // A memory.grow detaches the old buffer: take a fresh view when that happened.
-  const view = () => (u8.buffer === mem.buffer ? u8 : (u8 = new Uint8Array(mem.buffer)));
+  // A memory.grow detaches the old buffer, and a view of a detached buffer has length 0: take a
+  // fresh view then. (Comparing with `mem.buffer` instead costs ~70 ns per call in V8, the
+  // getter; this runs a few times per event.)
+  const view = () => (u8.length ? u8 : (u8 = new Uint8Array(mem.buffer)));
   return {
     x,
     view,
