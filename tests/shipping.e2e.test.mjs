@@ -91,6 +91,16 @@ async function newPage() {
   return { context, page, errors, requests, consoleErrors };
 }
 
+/** Opens `url` with /dist/footfall.js held back (calls made meanwhile hit the snippet's stub); the held route. */
+async function gotoHoldingScript(page, url) {
+  let hold;
+  const held = new Promise((resolve) => (hold = resolve));
+  await page.route('**/dist/footfall.js', hold);
+  // The held script would delay the load event: don't wait for it.
+  await page.goto(url, { waitUntil: 'commit' });
+  return held;
+}
+
 const ready = (page) => page.waitForFunction(() => window.footfall && window.footfall.loaded === true, null, { timeout: 10_000 });
 
 test('README shows the built snippet, which stays a few hundred bytes', () => {
@@ -130,16 +140,7 @@ test('snippet: calls made before footfall.js loads arrive in order with their or
   const { ingest, site } = await shippingSite();
   const { page, errors, requests } = await newPage();
   // Hold footfall.js back so the calls below hit the snippet's stub.
-  let held;
-  const gotRequest = new Promise((resolve) =>
-    page.route('**/dist/footfall.js', (route) => {
-      held = route;
-      resolve();
-    }),
-  );
-  // The held script would delay the load event: don't wait for it.
-  await page.goto(`${site.url}/snippet.html`, { waitUntil: 'commit' });
-  await gotRequest;
+  const held = await gotoHoldingScript(page, `${site.url}/snippet.html`);
   const tag = await page.evaluate(() => ({ ...document.querySelector('script[src="/dist/footfall.js"]').dataset }));
   assert.deepEqual(tag, { writeKey: 'dev', apiHost: ingest.url, autocapture: 'false', flushIntervalMs: '200' });
 
@@ -246,15 +247,7 @@ test('init fails (a bad data-* option): the queued and later flush() promises re
     snippetOptions: (url) => ({ writeKey: 'dev', apiHost: url, persistence: 'bogus' }),
   });
   const { page, consoleErrors } = await newPage();
-  let held;
-  const gotRequest = new Promise((resolve) =>
-    page.route('**/dist/footfall.js', (route) => {
-      held = route;
-      resolve();
-    }),
-  );
-  await page.goto(`${site.url}/snippet.html`, { waitUntil: 'commit' });
-  await gotRequest;
+  const held = await gotoHoldingScript(page, `${site.url}/snippet.html`);
   await page.evaluate(() => {
     window.got = [];
     window.footfall.track('Never Sent');
