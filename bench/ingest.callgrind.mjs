@@ -9,7 +9,9 @@
 //! Kernel time (fsync, sockets) is not counted by callgrind. Writes results/callgrind.json and the
 //! top functions of each LARGE run to results/callgrind-<mode>.txt (callgrind_annotate).
 //!
-//! Usage: node ingest.callgrind.mjs
+//! Usage: node ingest.callgrind.mjs [--keep] [--only track|batch]
+//! (`--keep` leaves the raw callgrind outputs in the printed temp dir, for
+//! `callgrind_annotate --inclusive=yes`)
 
 import http from 'node:http';
 import { spawn, execFileSync } from 'node:child_process';
@@ -21,10 +23,12 @@ import { REPO, ingestBin, stopProcess } from './lib/ingest.mjs';
 const BENCH = path.join(REPO, 'bench');
 const RESULTS = path.join(BENCH, 'results');
 const log = (...a) => console.error('[callgrind]', ...a);
+const KEEP = process.argv.includes('--keep');
+const ONLY = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1] : null;
 const MODES = [
   { mode: 'track', batch: 1, small: 200, large: 1200 },
   { mode: 'batch', batch: 100, small: 20, large: 120 },
-];
+].filter((m) => !ONLY || m.mode === ONLY);
 
 /** Captures `count` request bodies as wrk + footfall.lua would send them. */
 async function captureBodies(mode, batch, count) {
@@ -117,7 +121,8 @@ async function main() {
       log(`${m.mode} ×${m.batch}: ${Math.round(irPerEvent).toLocaleString('en-US')} instructions per event (${bytesPerEvent.toFixed(0)} bytes of JSON per event)`);
     }
   } finally {
-    fs.rmSync(tmp, { recursive: true, force: true });
+    if (KEEP) log(`raw outputs kept in ${tmp}`);
+    else fs.rmSync(tmp, { recursive: true, force: true });
   }
   fs.writeFileSync(path.join(RESULTS, 'callgrind.json'), JSON.stringify(result, null, 2));
   log('wrote bench/results/callgrind.json');
