@@ -4,7 +4,8 @@
 //! a header read timeout (slow-loris), a cap on concurrent connections (a semaphore permit per
 //! connection; past the cap new connections wait in the kernel backlog), and a shutdown that stops
 //! accepting, lets in-flight requests finish (their acks still wait for the sink), and only then
-//! flushes, syncs and finishes every open file.
+//! flushes, syncs and finishes every open file. The private `--metrics-listen` listener runs the
+//! same accept loop, with the same header timeout and a small connection cap of its own.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -93,7 +94,9 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Resu
     })?;
 
     // The private metrics listener, when asked for: bound before the public one is announced,
-    // so a failure to bind it stops the start-up.
+    // so a failure to bind it stops the start-up. Its connections get the same header timeout
+    // as public ones and a small cap of their own: a private address is no reason to let a
+    // stuck or hostile peer hold sockets and tasks without bound.
     let metrics_server = match state.settings.metrics_listen {
         Some(addr) => {
             let l = TcpListener::bind(addr)
@@ -104,11 +107,21 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Resu
                 .map_err(|source| RunError::Listen { addr, source })?;
             tracing::info!(address = %bound, "metrics listening on http://{bound}/metrics (not on the public address)");
             let router = metrics_app(state.clone());
-            Some(tokio::spawn(async move {
-                if let Err(e) = axum::serve(l, router).await {
-                    tracing::error!(error = %e, "metrics listener failed");
-                }
-            }))
+            let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+                router.clone().oneshot(req)
+            });
+            let limits = ConnLimits {
+                max_connections: METRICS_MAX_CONNECTIONS,
+                header_read_timeout: state.settings.header_read_timeout,
+                shutdown_grace: Duration::ZERO,
+            };
+            Some(tokio::spawn(accept_loop(
+                l,
+                limits,
+                None,
+                std::future::pending(),
+                service,
+            )))
         }
         None => None,
     };
@@ -143,13 +156,66 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Resu
     Ok(())
 }
 
-/// The accept loop. Returns once `shutdown` fired and in-flight connections drained (or the
-/// grace period ran out).
+/// The public accept loop. Returns once `shutdown` fired and in-flight connections drained
+/// (or the grace period ran out).
 pub async fn serve(listener: TcpListener, state: AppState, shutdown: impl Future<Output = ()>) {
     let settings = state.settings.clone();
-    let metrics = state.metrics.clone();
     let router: Router = app(state.clone());
-    let permits = Arc::new(Semaphore::new(settings.max_connections));
+    let metrics = state.metrics.clone();
+    let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+        let router = router.clone();
+        let state = state.clone();
+        async move {
+            // Ingest calls skip the Router (see `router::ingest_direct`); the rest use it.
+            match api_endpoint(req.method(), req.uri().path()) {
+                Some((route, endpoint)) => {
+                    Ok(ingest_direct(state, route, endpoint, req.map(axum::body::Body::new)).await)
+                }
+                None => router.oneshot(req).await,
+            }
+        }
+    });
+    let limits = ConnLimits {
+        max_connections: settings.max_connections,
+        header_read_timeout: settings.header_read_timeout,
+        shutdown_grace: settings.shutdown_grace,
+    };
+    accept_loop(listener, limits, Some(metrics), shutdown, service).await;
+}
+
+/// Connections the private `/metrics` listener serves at once (a scraper needs one).
+pub const METRICS_MAX_CONNECTIONS: usize = 8;
+
+/// What one listener allows its connections.
+struct ConnLimits {
+    /// Past this many, new connections wait in the kernel backlog.
+    max_connections: usize,
+    /// Headers (and an idle keep-alive connection's next request) must arrive within this.
+    header_read_timeout: Duration,
+    /// How long in-flight connections may finish once `shutdown` fired.
+    shutdown_grace: Duration,
+}
+
+/// Accepts connections on `listener` and serves each with `service` under `limits`, until
+/// `shutdown` fires; then stops accepting and waits for in-flight connections (up to the grace
+/// period). `metrics`, when given, counts the open connections.
+async fn accept_loop<S>(
+    listener: TcpListener,
+    limits: ConnLimits,
+    metrics: Option<Arc<Metrics>>,
+    shutdown: impl Future<Output = ()>,
+    service: S,
+) where
+    S: hyper::service::Service<
+            hyper::Request<Incoming>,
+            Response = axum::response::Response,
+            Error = std::convert::Infallible,
+        > + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    let permits = Arc::new(Semaphore::new(limits.max_connections));
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
 
@@ -173,36 +239,22 @@ pub async fn serve(listener: TcpListener, state: AppState, shutdown: impl Future
             },
         };
         let _ = stream.set_nodelay(true);
-        let router = router.clone();
-        let state = state.clone();
-        let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
-            let router = router.clone();
-            let state = state.clone();
-            async move {
-                // Ingest calls skip the Router (see `router::ingest_direct`); the rest use it.
-                match api_endpoint(req.method(), req.uri().path()) {
-                    Some((route, endpoint)) => {
-                        Ok(
-                            ingest_direct(state, route, endpoint, req.map(axum::body::Body::new))
-                                .await,
-                        )
-                    }
-                    None => router.oneshot(req).await,
-                }
-            }
-        });
         let conn = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())
-            .header_read_timeout(settings.header_read_timeout)
-            .serve_connection(TokioIo::new(stream), service);
+            .header_read_timeout(limits.header_read_timeout)
+            .serve_connection(TokioIo::new(stream), service.clone());
         let conn = graceful.watch(conn);
         let metrics = metrics.clone();
         tokio::spawn(async move {
-            metrics.connection_opened();
+            if let Some(m) = &metrics {
+                m.connection_opened();
+            }
             if let Err(e) = PEER.scope(peer, conn).await {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
-            metrics.connection_closed();
+            if let Some(m) = &metrics {
+                m.connection_closed();
+            }
             drop(permit);
         });
     }
@@ -211,7 +263,7 @@ pub async fn serve(listener: TcpListener, state: AppState, shutdown: impl Future
     tracing::info!("shutdown requested: not accepting; draining in-flight requests");
     tokio::select! {
         () = graceful.shutdown() => {}
-        () = tokio::time::sleep(settings.shutdown_grace) => {
+        () = tokio::time::sleep(limits.shutdown_grace) => {
             tracing::warn!("shutdown grace period over; closing remaining connections");
         }
     }

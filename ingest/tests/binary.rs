@@ -253,6 +253,65 @@ async fn connection_cap_holds_further_connections_back() {
     assert_eq!(resp.status(), 200);
 }
 
+/// The private `/metrics` listener holds its connections to the same header timeout as the
+/// public one, and to a cap of its own (`server::METRICS_MAX_CONNECTIONS`, 8).
+#[tokio::test]
+async fn the_metrics_listener_cuts_slow_headers_and_caps_connections() {
+    let srv = Server::start(&[
+        "--metrics-listen",
+        "127.0.0.1:0",
+        "--header-read-timeout",
+        "1",
+    ]);
+    let log = srv.stderr();
+    let port: u16 = log
+        .split("metrics listening on http://127.0.0.1:")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no metrics address in the log: {log}"));
+    let metrics_url = format!("http://127.0.0.1:{port}/metrics");
+    let resp = srv.client.get(&metrics_url).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+
+    let started = Instant::now();
+    let resp = raw_exchange(
+        port,
+        b"GET /metrics HTTP/1.1\r\nHost: x\r\n",
+        Duration::from_secs(5),
+    )
+    .await;
+    let elapsed = started.elapsed();
+    assert!(!resp.contains("200"), "{resp}");
+    assert!(
+        elapsed >= Duration::from_millis(900) && elapsed < Duration::from_secs(4),
+        "slow headers were cut off after {elapsed:?}"
+    );
+
+    // Eight idle connections fill the cap: a ninth waits...
+    let mut idle = Vec::new();
+    for _ in 0..8 {
+        idle.push(TcpStream::connect(("127.0.0.1", port)).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let short = reqwest::Client::builder()
+        .timeout(Duration::from_millis(500))
+        .build()
+        .unwrap();
+    assert!(
+        short.get(&metrics_url).send().await.is_err(),
+        "a ninth connection was served"
+    );
+    // ...until the header timeout closes the idle ones and frees their slots.
+    let resp = srv.client.get(&metrics_url).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(started.elapsed() < Duration::from_secs(8));
+    // The public listener was never affected.
+    let resp = srv.client.get(srv.url("/healthz")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    drop(idle);
+}
+
 #[tokio::test]
 async fn partial_batches_dedupe_skew_and_ip_anonymisation() {
     let srv = Server::start(&[]);
