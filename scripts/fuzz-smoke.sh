@@ -17,6 +17,7 @@ TARGETS=(
   "ingest/fuzz:decode"
   "ingest/fuzz:validate_enrich"
   "ingest/fuzz:line_pipeline"
+  "ingest/fuzz:router"
   "sdk/fuzz:persisted_state"
   "sdk/fuzz:persisted_queue"
 )
