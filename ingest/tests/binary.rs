@@ -196,23 +196,24 @@ async fn limits_and_error_bodies() {
     assert!(read_lines(&srv.data()).is_empty());
 }
 
-#[tokio::test]
-async fn slow_headers_are_cut_off() {
-    let srv = Server::start(&["--header-read-timeout", "1"]);
+/// Headers that never finish (`request_line`, one header, no blank line) on `port`: the server
+/// closes the connection, unanswered, once a 1 s `--header-read-timeout` is over.
+async fn assert_slow_headers_cut_off(port: u16, request_line: &str) {
     let started = Instant::now();
-    // Headers that never finish: the server closes the connection after the timeout.
-    let resp = raw_exchange(
-        srv.port,
-        b"POST /v1/batch HTTP/1.1\r\nHost: x\r\n",
-        Duration::from_secs(5),
-    )
-    .await;
+    let request = format!("{request_line} HTTP/1.1\r\nHost: x\r\n");
+    let resp = raw_exchange(port, request.as_bytes(), Duration::from_secs(5)).await;
     let elapsed = started.elapsed();
     assert!(!resp.contains("200"), "{resp}");
     assert!(
         elapsed >= Duration::from_millis(900) && elapsed < Duration::from_secs(4),
-        "{elapsed:?}"
+        "slow headers were cut off after {elapsed:?}"
     );
+}
+
+#[tokio::test]
+async fn slow_headers_are_cut_off() {
+    let srv = Server::start(&["--header-read-timeout", "1"]);
+    assert_slow_headers_cut_off(srv.port, "POST /v1/batch").await;
     // An idle keep-alive connection is closed by the same timeout, so idle clients cannot hold
     // connection slots.
     let mut s = TcpStream::connect(("127.0.0.1", srv.port)).await.unwrap();
@@ -234,21 +235,31 @@ async fn slow_headers_are_cut_off() {
     assert_eq!(resp.status(), 200);
 }
 
-#[tokio::test]
-async fn connection_cap_holds_further_connections_back() {
-    let srv = Server::start(&["--max-connections", "2"]);
-    let idle1 = TcpStream::connect(("127.0.0.1", srv.port)).await.unwrap();
-    let _idle2 = TcpStream::connect(("127.0.0.1", srv.port)).await.unwrap();
+/// Opens `cap` idle connections to `port` and checks that one more is not served within 500 ms
+/// (a GET of `url`); returns the idle ones, which hold the slots while they live.
+async fn fill_connection_cap(port: u16, cap: usize, url: &str) -> Vec<TcpStream> {
+    let mut idle = Vec::new();
+    for _ in 0..cap {
+        idle.push(TcpStream::connect(("127.0.0.1", port)).await.unwrap());
+    }
     tokio::time::sleep(Duration::from_millis(100)).await;
     let short = reqwest::Client::builder()
         .timeout(Duration::from_millis(500))
         .build()
         .unwrap();
     assert!(
-        short.get(srv.url("/healthz")).send().await.is_err(),
-        "third connection was served"
+        short.get(url).send().await.is_err(),
+        "connection {} past a cap of {cap} was served",
+        cap + 1
     );
-    drop(idle1);
+    idle
+}
+
+#[tokio::test]
+async fn connection_cap_holds_further_connections_back() {
+    let srv = Server::start(&["--max-connections", "2"]);
+    let idle = fill_connection_cap(srv.port, 2, &srv.url("/healthz")).await;
+    drop(idle);
     let resp = srv.client.get(srv.url("/healthz")).send().await.unwrap();
     assert_eq!(resp.status(), 200);
 }
@@ -275,33 +286,10 @@ async fn the_metrics_listener_cuts_slow_headers_and_caps_connections() {
     assert_eq!(resp.status(), 200);
 
     let started = Instant::now();
-    let resp = raw_exchange(
-        port,
-        b"GET /metrics HTTP/1.1\r\nHost: x\r\n",
-        Duration::from_secs(5),
-    )
-    .await;
-    let elapsed = started.elapsed();
-    assert!(!resp.contains("200"), "{resp}");
-    assert!(
-        elapsed >= Duration::from_millis(900) && elapsed < Duration::from_secs(4),
-        "slow headers were cut off after {elapsed:?}"
-    );
+    assert_slow_headers_cut_off(port, "GET /metrics").await;
 
     // Eight idle connections fill the cap: a ninth waits...
-    let mut idle = Vec::new();
-    for _ in 0..8 {
-        idle.push(TcpStream::connect(("127.0.0.1", port)).await.unwrap());
-    }
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let short = reqwest::Client::builder()
-        .timeout(Duration::from_millis(500))
-        .build()
-        .unwrap();
-    assert!(
-        short.get(&metrics_url).send().await.is_err(),
-        "a ninth connection was served"
-    );
+    let idle = fill_connection_cap(port, 8, &metrics_url).await;
     // ...until the header timeout closes the idle ones and frees their slots.
     let resp = srv.client.get(&metrics_url).send().await.unwrap();
     assert_eq!(resp.status(), 200);
