@@ -240,19 +240,53 @@ type Fields<'a> = Obj<'a, Json<'a>>;
 /// `top_level::split_body` split them on the way.
 pub struct TopLevel<'a> {
     pub fields: RawObject<'a>,
-    batch: Option<Vec<RawVal<'a>>>,
+    batch: Option<Batch<'a>>,
 }
 
 impl<'a> TopLevel<'a> {
     /// Removes the `batch` field and splits it into its raw elements. `None` = no `batch`, or
     /// not an array.
-    pub fn take_batch(&mut self, body: &Body<'_>) -> Result<Option<Vec<RawVal<'a>>>, BodyError> {
+    pub fn take_batch(&mut self, body: &Body<'_>) -> Result<Option<Batch<'a>>, BodyError> {
         match self.fields.remove(&key("batch")) {
             None => Ok(None),
             Some(raw) => match self.batch.take() {
                 Some(elements) => Ok(Some(elements)),
-                None => parse_array(raw, body),
+                None => Ok(parse_array(raw, body)?.map(|b| Batch(Elements::Raw(b)))),
             },
+        }
+    }
+}
+
+/// A `batch` array's elements: split by the one-pass check (`top_level`), or raw, as
+/// `parse_array` finds them, for `message_object` to split.
+pub struct Batch<'a>(Elements<'a>);
+
+enum Elements<'a> {
+    Split(top_level::SplitBatch<'a>),
+    Raw(Vec<RawVal<'a>>),
+}
+
+impl<'a> Batch<'a> {
+    pub fn len(&self) -> usize {
+        match &self.0 {
+            Elements::Split(b) => b.len(),
+            Elements::Raw(b) => b.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Element `i`, as `message_object` makes it of its text.
+    pub fn message(
+        &self,
+        i: usize,
+        body: &Body<'_>,
+    ) -> Result<Result<Message<'a>, RuleViolation>, BodyError> {
+        match &self.0 {
+            Elements::Split(b) => b.message(i, body),
+            Elements::Raw(b) => message_object(b[i], body),
         }
     }
 }
@@ -988,9 +1022,10 @@ pub struct Encoded {
     pub bot: bool,
 }
 
-/// One message's top level, and its `context` when that was split on the way (`message_object`
-/// splits a batch element's context while it splits the element: reading it once, not skipping
-/// it there and splitting it again in `process`).
+/// One message's top level, and its `context` when that was split on the way (`message_object`,
+/// or the one-pass check of the body in `top_level`, splits a batch element's context while it
+/// splits the element: reading it once, not skipping it there and splitting it again in
+/// `process`).
 #[derive(Debug, Default)]
 pub struct Message<'a> {
     pub fields: RawObject<'a>,
@@ -1774,6 +1809,44 @@ mod tests {
         ] {
             same(&body, &DEFAULT);
         }
+    }
+
+    /// Batch elements the one-pass check splits, and those it leaves to `message_object` (an
+    /// escaped key at either level, a key too long for a span, a non-object): the same lines
+    /// either way (`same` also runs the split-in-passes fallback, where none is split early).
+    #[test]
+    fn batch_elements_split_in_one_pass_or_later_match_the_reference() {
+        let long = "k".repeat(usize::from(u16::MAX) + 1);
+        let msg = |extra: &str| {
+            format!(r#"{{"type":"track","event":"e","userId":"u","messageId":"m"{extra}}}"#)
+        };
+        let elements = [
+            msg(""),
+            msg(r#","context":{"ip":"1.2.3.4","a":[1, 2]}"#),
+            msg(r#","context":{"a":1},"context":{"b":2}"#),
+            msg(r#","context":{"a":1},"context":null"#),
+            msg(r#","context":"x","context":{"z":1,"a":{"y":1,"x":2}}"#),
+            msg(r#","context":{"a":1,"a":2}"#),
+            msg(r#","context":{"context":{"b":1,"a":2},"userAgent":"Googlebot/2.1"}"#),
+            msg(r#","con\u0074ext":{"a":1}"#),
+            msg(r#","context":{"\u0061":1}"#),
+            msg(&format!(r#","{long}":1"#)),
+            msg(&format!(r#","context":{{"{long}":1}}"#)),
+            msg(r#","p":1,"p":{"b":1,"a":2}"#),
+            msg(r#", "q" : [ 1 ] , "r":-0,"s":1.5,"t":"\/""#),
+            "{}".to_string(),
+            "{ }".to_string(),
+            "[1]".to_string(),
+            "7".to_string(),
+        ];
+        for e in &elements {
+            same(&wrap(&[e]), &DEFAULT);
+        }
+        let all: Vec<&str> = elements.iter().map(String::as_str).collect();
+        same(&wrap(&all), &DEFAULT);
+        let mut o = DEFAULT;
+        o.max = usize::MAX;
+        same(&wrap(&all), &o);
     }
 
     /// serde_json's private RawValue marker is an ordinary key here (found by the line_pipeline
