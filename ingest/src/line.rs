@@ -19,7 +19,7 @@
 //! the reference parser of the whole body for its exact error (`BodyError`).
 
 use std::borrow::Cow;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::net::IpAddr;
 
 use serde::de::{Deserialize, Deserializer, Visitor};
@@ -39,8 +39,30 @@ const DEPTH_BUDGET: usize = 100;
 pub struct BodyError;
 
 /// A JSON string or object key, borrowed from the body when it has no escapes.
+///
+/// Borrowed text never needs escaping to be written as JSON: it is a string the body wrote
+/// without a backslash (so, being valid JSON, without `"` or control characters either), or a
+/// literal of this crate. Keys are written and measured on that ground (`is_plain`).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Str<'a>(pub Cow<'a, str>);
+
+impl Str<'_> {
+    /// Written as JSON, the text between the quotes is the text itself (see the type's doc).
+    fn is_plain(&self) -> bool {
+        let plain = matches!(self.0, Cow::Borrowed(_));
+        debug_assert!(!plain || string_stop(self.0.as_bytes(), 0) == self.0.len());
+        plain
+    }
+
+    /// `escaped_len` of the text.
+    fn escaped_len(&self) -> usize {
+        if self.is_plain() {
+            self.0.len() + 2
+        } else {
+            escaped_len(&self.0)
+        }
+    }
+}
 
 impl<'de> Deserialize<'de> for Str<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -125,18 +147,18 @@ impl<'a, V> Obj<'a, V> {
     fn from_pairs(mut pairs: Vec<(Str<'a>, V)>) -> (Self, bool) {
         // Stable: equal keys stay in input order.
         pairs.sort_by(|a, b| key_cmp(a.0 .0.as_bytes(), b.0 .0.as_bytes()));
-        let mut out: Vec<(Str<'a>, V)> = Vec::with_capacity(pairs.len());
+        // In place (no second vector): `dedup_by` hands the later of two equal keys first and
+        // drops it, so its value moves into the one kept.
         let mut shadowed = false;
-        for (k, v) in pairs {
-            match out.last_mut() {
-                Some(last) if key_cmp(last.0 .0.as_bytes(), k.0.as_bytes()).is_eq() => {
-                    last.1 = v;
-                    shadowed = true;
-                }
-                _ => out.push((k, v)),
+        pairs.dedup_by(|later, kept| {
+            let equal = key_cmp(later.0 .0.as_bytes(), kept.0 .0.as_bytes()).is_eq();
+            if equal {
+                std::mem::swap(&mut later.1, &mut kept.1);
+                shadowed = true;
             }
-        }
-        (Self(out), shadowed)
+            equal
+        });
+        (Self(pairs), shadowed)
     }
 
     fn find(&self, k: &str) -> Result<usize, usize> {
@@ -444,7 +466,12 @@ pub fn as_string<'a>(raw: &'a str) -> Result<Option<Cow<'a, str>>, BodyError> {
         return Ok(None);
     }
     debug_assert!(raw.len() >= 2 && raw.ends_with('"'), "{raw}");
-    if raw.len() >= 2 && memchr::memchr(b'\\', raw.as_bytes()).is_none() {
+    // The closing quote first (no escapes in between), found without a call; else a backslash
+    // anywhere (`memchr`, as it always was), so the outcome is the same for any text.
+    if raw.len() >= 2
+        && (string_stop(raw.as_bytes(), 1) == raw.len() - 1
+            || memchr::memchr(b'\\', raw.as_bytes()).is_none())
+    {
         // No escapes: the text between the quotes is the string.
         return Ok(Some(Cow::Borrowed(&raw[1..raw.len() - 1])));
     }
@@ -515,7 +542,7 @@ fn fields<'a>(obj: RawObject<'a>, body: &Body<'_>) -> Result<(Fields<'a>, usize)
     let mut out = Obj(Vec::with_capacity(obj.len()));
     for (k, v) in obj {
         let v = canon(v, body)?;
-        size += escaped_len(&k.0) + 1 + v.as_str().len();
+        size += k.escaped_len() + 1 + v.as_str().len();
         // `obj` is sorted and deduplicated already.
         out.push_last(k, v);
     }
@@ -796,25 +823,39 @@ impl Scanner<'_> {
 /// Index of the first byte at or after `i` that ends a run of plain string text — `"`, `\\` or
 /// a control character (< 0x20) — or `s.len()`. Eight bytes per step without a call: most strings
 /// here are 3 to 40 bytes long, where `memchr2`'s call and vector set-up cost more than the
-/// search (issue 5: it was ~10 % of a batch's instructions).
+/// search (issue 5: it was ~10 % of a batch's instructions). The last bytes are one more word,
+/// the last eight of `s` shifted past those before `i`, rather than a byte loop.
 #[inline]
 fn string_stop(s: &[u8], mut i: usize) -> usize {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
-    while let Some(chunk) = s.get(i..i + 8) {
-        let x = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
+    // Per byte, the high bit is set for a zero byte (`quote`, `slash`) or one below 0x20 (`x`).
+    // Borrows only run upwards, so the lowest set bit is exact: the first match.
+    let hits = |x: u64| {
         let quote = x ^ (ONES * u64::from(b'"'));
         let slash = x ^ (ONES * u64::from(b'\\'));
-        // Per byte, the high bit is set for a zero byte (`quote`, `slash`) or one below 0x20
-        // (`x`). Borrows only run upwards, so the lowest set bit is exact: the first match.
-        let hits = ((quote.wrapping_sub(ONES) & !quote)
+        ((quote.wrapping_sub(ONES) & !quote)
             | (slash.wrapping_sub(ONES) & !slash)
             | (x.wrapping_sub(ONES * 0x20) & !x))
-            & HIGH;
-        if hits != 0 {
-            return i + (hits.trailing_zeros() / 8) as usize;
+            & HIGH
+    };
+    let word = |chunk: &[u8]| u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
+    while let Some(chunk) = s.get(i..i + 8) {
+        let h = hits(word(chunk));
+        if h != 0 {
+            return i + (h.trailing_zeros() / 8) as usize;
         }
         i += 8;
+    }
+    if i >= s.len() {
+        return i;
+    }
+    if let Some(base) = s.len().checked_sub(8) {
+        // Here base < i < base + 8. Shifted down by `i - base` bytes (not masked: a masked byte
+        // could still borrow from those above it), the word's top bytes are zeros, which match as
+        // control characters: past the end, so no match.
+        let h = hits(word(&s[base..]) >> (8 * (i - base)));
+        return (i + (h.trailing_zeros() / 8) as usize).min(s.len());
     }
     while let Some(&c) = s.get(i) {
         if c == b'"' || c == b'\\' || c < 0x20 {
@@ -918,6 +959,12 @@ pub struct Request<'a> {
     keep_ip: bool,
     trust_client_ip: bool,
     body: &'a Body<'a>,
+    /// `is_bot` of the `User-Agent` header and of the batch context's `userAgent`, once judged
+    /// (a batch's messages mostly share one of them).
+    header_agent_bot: Cell<Option<bool>>,
+    batch_agent_bot: Cell<Option<bool>>,
+    /// Whether the batch context's `userAgent` is a non-empty string, once looked at.
+    batch_has_agent: Cell<Option<bool>>,
 }
 
 /// Inputs of `Request::new`, as the router has them.
@@ -983,6 +1030,9 @@ impl<'a> Request<'a> {
             keep_ip: i.keep_ip,
             trust_client_ip: i.trust_client_ip,
             body,
+            header_agent_bot: Cell::new(None),
+            batch_agent_bot: Cell::new(None),
+            batch_has_agent: Cell::new(None),
         })
     }
 
@@ -1089,14 +1139,14 @@ pub fn process<'a>(
                 None => split_object(v, req.body, Mode::Scan)?,
             };
             let (c, c_size) = fields(split, req.body)?;
-            size += escaped_len(&k.0) + 1 + c_size;
+            size += k.escaped_len() + 1 + c_size;
             context = Some(c);
             msg.push_last(k, Json::Raw("{}")); // stands for it during validation
             continue;
         } else {
             canon(v, req.body)?
         };
-        size += escaped_len(&k.0) + 1 + text.as_str().len();
+        size += k.escaped_len() + 1 + text.as_str().len();
         // `obj` is sorted and deduplicated already.
         msg.push_last(k, text);
     }
@@ -1216,7 +1266,10 @@ fn validate(
     let id = msg.get(&key("messageId"));
     if !is_null(id) {
         match string_of(id)? {
-            Some(s) if s.chars().count() > MAX_MESSAGE_ID_CHARS => {
+            // A text no longer in bytes than the limit is no longer in characters.
+            Some(s)
+                if s.len() > MAX_MESSAGE_ID_CHARS && s.chars().count() > MAX_MESSAGE_ID_CHARS =>
+            {
                 return Ok(Err(RuleViolation::new(
                     "messageId",
                     "max_length",
@@ -1321,14 +1374,23 @@ enum Edit<'e> {
     Nested,
 }
 
-fn put_key(out: &mut Vec<u8>, first: &mut bool, k: &str) {
+/// `plain`: `k` needs no escaping (`Str::is_plain`, or a key literal of this module).
+fn put_key(out: &mut Vec<u8>, first: &mut bool, k: &str, plain: bool) {
     if !std::mem::take(first) {
         out.push(b',');
     }
-    push_string(out, k);
-    out.push(b':');
+    if plain {
+        debug_assert_eq!(string_stop(k.as_bytes(), 0), k.len());
+        out.push(b'"');
+        out.extend_from_slice(k.as_bytes());
+        out.extend_from_slice(b"\":");
+    } else {
+        push_string(out, k);
+        out.push(b':');
+    }
 }
 
+/// `k` is one of `enrich`'s key literals (plain).
 fn put_edit(
     out: &mut Vec<u8>,
     first: &mut bool,
@@ -1339,11 +1401,11 @@ fn put_edit(
 ) {
     match (edit, kept) {
         (Edit::Set(v), _) | (Edit::Keep, Some(v)) => {
-            put_key(out, first, k);
+            put_key(out, first, k, true);
             out.extend_from_slice(v.as_bytes());
         }
         (Edit::Nested, _) => {
-            put_key(out, first, k);
+            put_key(out, first, k, true);
             nested(out);
         }
         (Edit::Remove, _) | (Edit::Keep, None) => {}
@@ -1384,7 +1446,7 @@ fn write_edited<'x, 'a: 'x>(
                 e += 1;
             }
             _ => {
-                put_key(out, &mut first, &k.0);
+                put_key(out, &mut first, &k.0, k.is_plain());
                 out.extend_from_slice(v.as_str().as_bytes());
             }
         }
@@ -1466,15 +1528,41 @@ fn enrich<'a>(
             Edit::Remove
         }
     };
-    let sent_ua = merged("userAgent");
-    let has_ua = matches!(string_of(sent_ua)?, Some(s) if !s.is_empty());
-    let (ua_edit, ua) = match (has_ua, &req.user_agent_json) {
-        (false, Some(header)) => (Edit::Set(header), Some(header.as_str())),
-        _ => (Edit::Keep, sent_ua.map(Json::as_str)),
+    let own_ua = context.get_str("userAgent");
+    let sent_ua = own_ua.or_else(|| batch.get_str("userAgent"));
+    let has_agent = |ua| Ok::<_, BodyError>(matches!(string_of(ua)?, Some(s) if !s.is_empty()));
+    let has_ua = match (own_ua, req.batch_has_agent.get()) {
+        (None, Some(known)) => known,
+        (None, None) => {
+            let has = has_agent(sent_ua)?;
+            req.batch_has_agent.set(Some(has));
+            has
+        }
+        (Some(_), _) => has_agent(sent_ua)?,
     };
-    let is_bot = match ua {
-        Some(text) => as_string(text)?.is_some_and(|ua| req.is_bot(&ua)),
-        None => false,
+    // An agent the request holds (the header's, the batch context's) is judged once per request.
+    let (ua_edit, ua, verdict) = match (has_ua, &req.user_agent_json) {
+        (false, Some(header)) => (
+            Edit::Set(header),
+            Some(header.as_str()),
+            Some(&req.header_agent_bot),
+        ),
+        _ => (
+            Edit::Keep,
+            sent_ua.map(Json::as_str),
+            own_ua.is_none().then_some(&req.batch_agent_bot),
+        ),
+    };
+    let is_bot = match (ua, verdict.and_then(Cell::get)) {
+        (Some(_), Some(known)) => known,
+        (Some(text), None) => {
+            let judged = as_string(text)?.is_some_and(|ua| req.is_bot(&ua));
+            if let Some(cell) = verdict {
+                cell.set(Some(judged));
+            }
+            judged
+        }
+        (None, _) => false,
     };
     let bot = is_bot || merged("bot").is_some_and(|b| b.as_str() == "true");
     let bot_edit = if is_bot {
