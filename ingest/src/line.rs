@@ -27,7 +27,7 @@ use serde_json::value::RawValue;
 use time::OffsetDateTime;
 
 use crate::bots::is_bot;
-use crate::enrich::{anonymise_ip, format_rfc3339_ms};
+use crate::enrich::{anonymise_ip, format_rfc3339_ms, write_rfc3339_ms};
 use crate::validate::{parse_timestamp, MessageType, RuleViolation, MAX_MESSAGE_ID_CHARS};
 
 /// Depth a raw value may reach below its position before the body is re-checked by the reference
@@ -215,6 +215,33 @@ impl<'a, V> Obj<'a, V> {
     fn iter_pairs(&self) -> std::slice::Iter<'_, (Str<'a>, V)> {
         self.0.iter()
     }
+}
+
+/// Where `keys` (sorted, unique) are in `obj`: one merge of the two sorted lists, where a
+/// binary search per key cost ~150 instructions each (~20 per message).
+fn positions<V, const N: usize>(obj: &Obj<'_, V>, keys: &[&str; N]) -> [Option<usize>; N] {
+    debug_assert!(keys
+        .windows(2)
+        .all(|w| key_cmp(w[0].as_bytes(), w[1].as_bytes()).is_lt()));
+    let mut out = [None; N];
+    let (mut i, mut j) = (0, 0);
+    while let (Some((k, _)), Some(wanted)) = (obj.0.get(i), keys.get(j)) {
+        match key_cmp(k.0.as_bytes(), wanted.as_bytes()) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                out[j] = Some(i);
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    out
+}
+
+/// The values of `keys` (sorted, unique) in `obj` (`positions`).
+fn lookup<'o, V, const N: usize>(obj: &'o Obj<'_, V>, keys: &[&str; N]) -> [Option<&'o V>; N] {
+    positions(obj, keys).map(|at| at.map(|i| &obj.0[i].1))
 }
 
 impl<'a, V> IntoIterator for Obj<'a, V> {
@@ -926,6 +953,17 @@ fn ip_json(ip: IpAddr) -> String {
     out
 }
 
+/// `json_string(&format_rfc3339_ms(t)?)` in one allocation: the text is ASCII digits, signs and
+/// separators, which JSON writes as they are.
+fn time_json(t: OffsetDateTime) -> Option<String> {
+    let mut out = String::with_capacity(26);
+    out.push('"');
+    write_rfc3339_ms(t, &mut out)?;
+    out.push('"');
+    debug_assert_eq!(out, json_string(&out[1..out.len() - 1]));
+    Some(out)
+}
+
 fn json_string(s: &str) -> String {
     let mut out = Vec::with_capacity(s.len() + 2);
     push_string(&mut out, s);
@@ -965,7 +1003,12 @@ pub struct Request<'a> {
     batch_agent_bot: Cell<Option<bool>>,
     /// Whether the batch context's `userAgent` is a non-empty string, once looked at.
     batch_has_agent: Cell<Option<bool>>,
+    /// Where `CONTEXT_READ` are in `batch_context`.
+    batch_read: [Option<usize>; 3],
 }
+
+/// The context fields `enrich` reads, in key order (`lookup`).
+const CONTEXT_READ: [&str; 3] = ["bot", "ip", "userAgent"];
 
 /// Inputs of `Request::new`, as the router has them.
 pub struct RequestInputs<'a> {
@@ -1021,7 +1064,6 @@ impl<'a> Request<'a> {
             received_at: i.received_at,
             received,
             sent_at,
-            batch_context,
             enrich_room,
             client_ip: i.client_ip,
             client_ip_json,
@@ -1033,6 +1075,8 @@ impl<'a> Request<'a> {
             header_agent_bot: Cell::new(None),
             batch_agent_bot: Cell::new(None),
             batch_has_agent: Cell::new(None),
+            batch_read: positions(&batch_context, &CONTEXT_READ),
+            batch_context,
         })
     }
 
@@ -1157,14 +1201,19 @@ pub fn process<'a>(
             format!("message is {size} bytes, more than the {max_message_bytes} allowed"),
         )));
     }
-    match validate(&mut msg, implied)? {
-        Ok(times) => Ok(Ok(enrich(
-            msg,
-            context.unwrap_or_default(),
-            times,
-            size,
-            req,
-        )?)),
+    match validate(&msg, implied)? {
+        Ok((times, implied_type)) => {
+            if let Some(t) = implied_type {
+                msg.insert(key("type"), Json::Owned(json_string(t.as_str())));
+            }
+            Ok(Ok(enrich(
+                msg,
+                context.unwrap_or_default(),
+                times,
+                size,
+                req,
+            )?))
+        }
         Err(v) => Ok(Err(v)),
     }
 }
@@ -1193,14 +1242,37 @@ fn string_of<'j>(v: Option<&'j Json<'_>>) -> Result<Option<Cow<'j, str>>, BodyEr
     }
 }
 
+/// The fields `validate` reads, in key order (`lookup`).
+const VALIDATED: [&str; 15] = [
+    "anonymousId",
+    "context",
+    "event",
+    "groupId",
+    "integrations",
+    "messageId",
+    "name",
+    "originalTimestamp",
+    "previousId",
+    "properties",
+    "sentAt",
+    "timestamp",
+    "traits",
+    "type",
+    "userId",
+];
+
+/// `validate_message`'s rules. Ok: the parsed clocks, and the endpoint's type when the message
+/// has none (the caller inserts it: a rejected message is not edited).
 fn validate(
-    msg: &mut Fields<'_>,
+    msg: &Fields<'_>,
     implied: Option<MessageType>,
-) -> Result<Result<Times, RuleViolation>, BodyError> {
-    let type_field = msg.get(&key("type"));
+) -> Result<Result<(Times, Option<MessageType>), RuleViolation>, BodyError> {
+    let [anonymous_id, context, event, group_id, integrations, message_id, name, original_timestamp, previous_id, properties, sent_at, timestamp, traits, type_field, user_id] =
+        lookup(msg, &VALIDATED);
+    let mut implied_type = None;
     let kind_ = match (is_null(type_field), implied) {
         (true, Some(t)) => {
-            msg.insert(key("type"), Json::Owned(json_string(t.as_str())));
+            implied_type = Some(t);
             t
         }
         (true, None) => {
@@ -1239,8 +1311,7 @@ fn validate(
     };
 
     let mut has_id = false;
-    for field in ["userId", "anonymousId"] {
-        let v = msg.get(&key(field));
+    for (field, v) in [("userId", user_id), ("anonymousId", anonymous_id)] {
         if is_null(v) {
             continue;
         }
@@ -1263,7 +1334,7 @@ fn validate(
         )));
     }
 
-    let id = msg.get(&key("messageId"));
+    let id = message_id;
     if !is_null(id) {
         match string_of(id)? {
             // A text no longer in bytes than the limit is no longer in characters.
@@ -1287,15 +1358,14 @@ fn validate(
         }
     }
 
-    let (field, required) = match kind_ {
-        MessageType::Track => ("event", true),
-        MessageType::Alias => ("previousId", true),
-        MessageType::Group => ("groupId", true),
-        MessageType::Page | MessageType::Screen => ("name", false),
-        MessageType::Identify => ("", false),
+    let (field, required, v) = match kind_ {
+        MessageType::Track => ("event", true, event),
+        MessageType::Alias => ("previousId", true, previous_id),
+        MessageType::Group => ("groupId", true, group_id),
+        MessageType::Page | MessageType::Screen => ("name", false, name),
+        MessageType::Identify => ("", false, None),
     };
     if !field.is_empty() {
-        let v = msg.get(&key(field));
         match string_of(v)? {
             Some(s) if !s.is_empty() || !required => {}
             Some(_) => {
@@ -1324,8 +1394,11 @@ fn validate(
     }
 
     let mut times = Times::default();
-    for field in ["timestamp", "originalTimestamp", "sentAt"] {
-        let v = msg.get(&key(field));
+    for (field, v) in [
+        ("timestamp", timestamp),
+        ("originalTimestamp", original_timestamp),
+        ("sentAt", sent_at),
+    ] {
         if is_null(v) {
             continue;
         }
@@ -1349,8 +1422,13 @@ fn validate(
             _ => times.sent_at = Some(t),
         }
     }
-    for field in ["context", "properties", "traits", "integrations"] {
-        if !matches!(kind(msg.get(&key(field))), None | Some(b'n') | Some(b'{')) {
+    for (field, v) in [
+        ("context", context),
+        ("properties", properties),
+        ("traits", traits),
+        ("integrations", integrations),
+    ] {
+        if !matches!(kind(v), None | Some(b'n') | Some(b'{')) {
             return Ok(Err(RuleViolation::new(
                 field,
                 "type",
@@ -1358,7 +1436,7 @@ fn validate(
             )));
         }
     }
-    Ok(Ok(times))
+    Ok(Ok((times, implied_type)))
 }
 
 /// What `write_edited` does with one key of the object it writes.
@@ -1507,9 +1585,10 @@ fn enrich<'a>(
 ) -> Result<Encoded, BodyError> {
     // --- context: batch merge, ip, userAgent, bot ---
     let batch = &req.batch_context;
-    let merged = |k: &str| context.get_str(k).or_else(|| batch.get_str(k));
+    let [own_bot, own_ip, own_ua] = lookup(&context, &CONTEXT_READ);
+    let [batch_bot, batch_ip, batch_ua] = req.batch_read.map(|at| at.map(|i| &batch.0[i].1));
     let supplied_ip = if req.trust_client_ip {
-        string_of(merged("ip"))?.and_then(|s| s.parse::<IpAddr>().ok())
+        string_of(own_ip.or(batch_ip))?.and_then(|s| s.parse::<IpAddr>().ok())
     } else {
         None
     };
@@ -1528,8 +1607,7 @@ fn enrich<'a>(
             Edit::Remove
         }
     };
-    let own_ua = context.get_str("userAgent");
-    let sent_ua = own_ua.or_else(|| batch.get_str("userAgent"));
+    let sent_ua = own_ua.or(batch_ua);
     let has_agent = |ua| Ok::<_, BodyError>(matches!(string_of(ua)?, Some(s) if !s.is_empty()));
     let has_ua = match (own_ua, req.batch_has_agent.get()) {
         (None, Some(known)) => known,
@@ -1564,7 +1642,7 @@ fn enrich<'a>(
         }
         (None, _) => false,
     };
-    let bot = is_bot || merged("bot").is_some_and(|b| b.as_str() == "true");
+    let bot = is_bot || own_bot.or(batch_bot).is_some_and(|b| b.as_str() == "true");
     let bot_edit = if is_bot {
         Edit::Set("true")
     } else {
@@ -1573,26 +1651,23 @@ fn enrich<'a>(
     let context_edits = [("bot", bot_edit), ("ip", ip_edit), ("userAgent", ua_edit)];
 
     // --- clocks ---
-    let msg_sent_at = msg
-        .get_str("sentAt")
-        .map(Json::as_str)
-        .filter(|j| j.starts_with('"'));
+    let [own_id, original, own_sent_at, timestamp] = lookup(
+        &msg,
+        &["messageId", "originalTimestamp", "sentAt", "timestamp"],
+    );
+    let msg_sent_at = own_sent_at.map(Json::as_str).filter(|j| j.starts_with('"'));
     let sent_at: Option<(&str, Option<OffsetDateTime>)> = match msg_sent_at {
         Some(j) => Some((j, times.sent_at)),
         None => req.sent_at.as_ref().map(|(j, t)| (j.as_str(), Some(*t))),
     };
     // The client's own time: `timestamp`, else `originalTimestamp` (first that is a string).
-    let client_ts = [
-        ("timestamp", times.timestamp),
-        ("originalTimestamp", times.original),
-    ]
-    .into_iter()
-    .find_map(|(f, t)| {
-        msg.get_str(f)
-            .map(Json::as_str)
-            .filter(|j| j.starts_with('"'))
-            .map(|j| (j, t))
-    });
+    let client_ts = [(timestamp, times.timestamp), (original, times.original)]
+        .into_iter()
+        .find_map(|(v, t)| {
+            v.map(Json::as_str)
+                .filter(|j| j.starts_with('"'))
+                .map(|j| (j, t))
+        });
     let corrected: Option<String>;
     let (original_edit, timestamp_edit) = match (client_ts, sent_at.as_ref().and_then(|(_, t)| *t))
     {
@@ -1600,8 +1675,7 @@ fn enrich<'a>(
             corrected = (sent - ts)
                 .checked_neg()
                 .and_then(|skewed| req.received_at.checked_add(skewed))
-                .and_then(format_rfc3339_ms)
-                .map(|c| json_string(&c));
+                .and_then(time_json);
             (
                 Edit::Set(raw),
                 Edit::Set(corrected.as_deref().unwrap_or(raw)),
@@ -1617,7 +1691,7 @@ fn enrich<'a>(
 
     // --- identity ---
     let generated_id: Option<String>;
-    let (message_id, id_edit) = match string_of(msg.get_str("messageId"))? {
+    let (message_id, id_edit) = match string_of(own_id)? {
         Some(s) if !s.is_empty() => (s.into_owned(), Edit::Keep),
         _ => {
             let id = uuid::Uuid::new_v4().to_string();
