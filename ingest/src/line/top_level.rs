@@ -402,6 +402,9 @@ impl Checker<'_> {
 
     /// The string at `i` (on its opening quote), checked: its content's span, whether it holds
     /// an escape serde_json would write differently (`\u…`, `\/`), and whether it holds any.
+    // Inlined into its callers: it runs for every key and string of the body, and as a call
+    // its set-up and register saves were ~900 instructions per batch message (callgrind).
+    #[inline(always)]
     fn string(&mut self) -> Option<(usize, usize, bool, bool)> {
         self.i += 1;
         let start = self.i;
