@@ -19,7 +19,7 @@
 //! the reference parser of the whole body for its exact error (`BodyError`).
 
 use std::borrow::Cow;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::net::IpAddr;
 
 use serde::de::{Deserialize, Deserializer, Visitor};
@@ -27,7 +27,7 @@ use serde_json::value::RawValue;
 use time::OffsetDateTime;
 
 use crate::bots::is_bot;
-use crate::enrich::{anonymise_ip, format_rfc3339_ms};
+use crate::enrich::{anonymise_ip, format_rfc3339_ms, write_rfc3339_ms};
 use crate::validate::{parse_timestamp, MessageType, RuleViolation, MAX_MESSAGE_ID_CHARS};
 
 /// Depth a raw value may reach below its position before the body is re-checked by the reference
@@ -39,8 +39,30 @@ const DEPTH_BUDGET: usize = 100;
 pub struct BodyError;
 
 /// A JSON string or object key, borrowed from the body when it has no escapes.
+///
+/// Borrowed text never needs escaping to be written as JSON: it is a string the body wrote
+/// without a backslash (so, being valid JSON, without `"` or control characters either), or a
+/// literal of this crate. Keys are written and measured on that ground (`is_plain`).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Str<'a>(pub Cow<'a, str>);
+
+impl Str<'_> {
+    /// Written as JSON, the text between the quotes is the text itself (see the type's doc).
+    fn is_plain(&self) -> bool {
+        let plain = matches!(self.0, Cow::Borrowed(_));
+        debug_assert!(!plain || string_stop(self.0.as_bytes(), 0) == self.0.len());
+        plain
+    }
+
+    /// `escaped_len` of the text.
+    fn escaped_len(&self) -> usize {
+        if self.is_plain() {
+            self.0.len() + 2
+        } else {
+            escaped_len(&self.0)
+        }
+    }
+}
 
 impl<'de> Deserialize<'de> for Str<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -125,18 +147,18 @@ impl<'a, V> Obj<'a, V> {
     fn from_pairs(mut pairs: Vec<(Str<'a>, V)>) -> (Self, bool) {
         // Stable: equal keys stay in input order.
         pairs.sort_by(|a, b| key_cmp(a.0 .0.as_bytes(), b.0 .0.as_bytes()));
-        let mut out: Vec<(Str<'a>, V)> = Vec::with_capacity(pairs.len());
+        // In place (no second vector): `dedup_by` hands the later of two equal keys first and
+        // drops it, so its value moves into the one kept.
         let mut shadowed = false;
-        for (k, v) in pairs {
-            match out.last_mut() {
-                Some(last) if key_cmp(last.0 .0.as_bytes(), k.0.as_bytes()).is_eq() => {
-                    last.1 = v;
-                    shadowed = true;
-                }
-                _ => out.push((k, v)),
+        pairs.dedup_by(|later, kept| {
+            let equal = key_cmp(later.0 .0.as_bytes(), kept.0 .0.as_bytes()).is_eq();
+            if equal {
+                std::mem::swap(&mut later.1, &mut kept.1);
+                shadowed = true;
             }
-        }
-        (Self(out), shadowed)
+            equal
+        });
+        (Self(pairs), shadowed)
     }
 
     fn find(&self, k: &str) -> Result<usize, usize> {
@@ -158,17 +180,6 @@ impl<'a, V> Obj<'a, V> {
 
     pub fn remove(&mut self, k: &Str<'_>) -> Option<V> {
         self.find(&k.0).ok().map(|i| self.0.remove(i).1)
-    }
-
-    /// Appends a pair whose key sorts after every key already here (the next of an already
-    /// sorted, deduplicated `Obj`): no search and no shifting, as `insert` would do.
-    fn push_last(&mut self, k: Str<'a>, v: V) {
-        debug_assert!(self.0.last().is_none_or(|(last, _)| key_cmp(
-            last.0.as_bytes(),
-            k.0.as_bytes()
-        )
-        .is_lt()));
-        self.0.push((k, v));
     }
 
     pub fn insert(&mut self, k: Str<'a>, v: V) {
@@ -193,6 +204,33 @@ impl<'a, V> Obj<'a, V> {
     fn iter_pairs(&self) -> std::slice::Iter<'_, (Str<'a>, V)> {
         self.0.iter()
     }
+}
+
+/// Where `keys` (sorted, unique) are in `obj`: one merge of the two sorted lists, where a
+/// binary search per key cost ~150 instructions each (~20 per message).
+fn positions<V, const N: usize>(obj: &Obj<'_, V>, keys: &[&str; N]) -> [Option<usize>; N] {
+    debug_assert!(keys
+        .windows(2)
+        .all(|w| key_cmp(w[0].as_bytes(), w[1].as_bytes()).is_lt()));
+    let mut out = [None; N];
+    let (mut i, mut j) = (0, 0);
+    while let (Some((k, _)), Some(wanted)) = (obj.0.get(i), keys.get(j)) {
+        match key_cmp(k.0.as_bytes(), wanted.as_bytes()) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                out[j] = Some(i);
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    out
+}
+
+/// The values of `keys` (sorted, unique) in `obj` (`positions`).
+fn lookup<'o, V, const N: usize>(obj: &'o Obj<'_, V>, keys: &[&str; N]) -> [Option<&'o V>; N] {
+    positions(obj, keys).map(|at| at.map(|i| &obj.0[i].1))
 }
 
 impl<'a, V> IntoIterator for Obj<'a, V> {
@@ -240,19 +278,53 @@ type Fields<'a> = Obj<'a, Json<'a>>;
 /// `top_level::split_body` split them on the way.
 pub struct TopLevel<'a> {
     pub fields: RawObject<'a>,
-    batch: Option<Vec<RawVal<'a>>>,
+    batch: Option<Batch<'a>>,
 }
 
 impl<'a> TopLevel<'a> {
     /// Removes the `batch` field and splits it into its raw elements. `None` = no `batch`, or
     /// not an array.
-    pub fn take_batch(&mut self, body: &Body<'_>) -> Result<Option<Vec<RawVal<'a>>>, BodyError> {
+    pub fn take_batch(&mut self, body: &Body<'_>) -> Result<Option<Batch<'a>>, BodyError> {
         match self.fields.remove(&key("batch")) {
             None => Ok(None),
             Some(raw) => match self.batch.take() {
                 Some(elements) => Ok(Some(elements)),
-                None => parse_array(raw, body),
+                None => Ok(parse_array(raw, body)?.map(|b| Batch(Elements::Raw(b)))),
             },
+        }
+    }
+}
+
+/// A `batch` array's elements: split by the one-pass check (`top_level`), or raw, as
+/// `parse_array` finds them, for `message_object` to split.
+pub struct Batch<'a>(Elements<'a>);
+
+enum Elements<'a> {
+    Split(top_level::SplitBatch<'a>),
+    Raw(Vec<RawVal<'a>>),
+}
+
+impl<'a> Batch<'a> {
+    pub fn len(&self) -> usize {
+        match &self.0 {
+            Elements::Split(b) => b.len(),
+            Elements::Raw(b) => b.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Element `i`, as `message_object` makes it of its text.
+    pub fn message(
+        &self,
+        i: usize,
+        body: &Body<'_>,
+    ) -> Result<Result<Message<'a>, RuleViolation>, BodyError> {
+        match &self.0 {
+            Elements::Split(b) => b.message(i, body),
+            Elements::Raw(b) => message_object(b[i], body),
         }
     }
 }
@@ -405,12 +477,19 @@ pub fn parse_array<'a>(
 
 /// Decodes a raw value that is a JSON string. `None` = another type.
 /// `raw` is one complete JSON value, as split from a validated body or written by serde_json.
+// Inlined: ~6 calls per message, most of them on short strings (−100 instructions per message).
+#[inline]
 pub fn as_string<'a>(raw: &'a str) -> Result<Option<Cow<'a, str>>, BodyError> {
     if !raw.starts_with('"') {
         return Ok(None);
     }
     debug_assert!(raw.len() >= 2 && raw.ends_with('"'), "{raw}");
-    if raw.len() >= 2 && memchr::memchr(b'\\', raw.as_bytes()).is_none() {
+    // The closing quote first (no escapes in between), found without a call; else a backslash
+    // anywhere (`memchr`, as it always was), so the outcome is the same for any text.
+    if raw.len() >= 2
+        && (string_stop(raw.as_bytes(), 1) == raw.len() - 1
+            || memchr::memchr(b'\\', raw.as_bytes()).is_none())
+    {
         // No escapes: the text between the quotes is the string.
         return Ok(Some(Cow::Borrowed(&raw[1..raw.len() - 1])));
     }
@@ -478,15 +557,28 @@ pub fn deep_check(raw: RawVal<'_>, body: &Body<'_>) -> Result<(), BodyError> {
 /// Parses one object level into canonical fields, with the compact size of the whole object.
 fn fields<'a>(obj: RawObject<'a>, body: &Body<'_>) -> Result<(Fields<'a>, usize), BodyError> {
     let mut size = 2 + obj.len().saturating_sub(1);
-    let mut out = Obj(Vec::with_capacity(obj.len()));
-    for (k, v) in obj {
-        let v = canon(v, body)?;
-        size += escaped_len(&k.0) + 1 + v.as_str().len();
-        // `obj` is sorted and deduplicated already.
-        out.push_last(k, v);
-    }
-    Ok((out, size))
+    // `obj` is sorted and deduplicated already; converted in place (see the assertion below).
+    let out = obj
+        .0
+        .into_iter()
+        .map(|(k, v)| {
+            let v = canon(v, body)?;
+            size += k.escaped_len() + 1 + v.as_str().len();
+            Ok((k, v))
+        })
+        .collect::<Result<Vec<_>, BodyError>>()?;
+    Ok((Obj(out), size))
 }
+
+// A raw and a canonical member have the same size and alignment, so `collect`ing one object
+// level's raw members into canonical ones (`fields`, `process`) reuses their vector (std's
+// in-place collection): one allocation per object level, not two (~100 instructions each).
+const _: () = assert!(
+    std::mem::size_of::<(Str<'static>, RawVal<'static>)>()
+        == std::mem::size_of::<(Str<'static>, Json<'static>)>()
+        && std::mem::align_of::<(Str<'static>, RawVal<'static>)>()
+            == std::mem::align_of::<(Str<'static>, Json<'static>)>()
+);
 
 // === the canonical-form scanner ===
 
@@ -762,25 +854,39 @@ impl Scanner<'_> {
 /// Index of the first byte at or after `i` that ends a run of plain string text — `"`, `\\` or
 /// a control character (< 0x20) — or `s.len()`. Eight bytes per step without a call: most strings
 /// here are 3 to 40 bytes long, where `memchr2`'s call and vector set-up cost more than the
-/// search (issue 5: it was ~10 % of a batch's instructions).
+/// search (issue 5: it was ~10 % of a batch's instructions). The last bytes are one more word,
+/// the last eight of `s` shifted past those before `i`, rather than a byte loop.
 #[inline]
 fn string_stop(s: &[u8], mut i: usize) -> usize {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
-    while let Some(chunk) = s.get(i..i + 8) {
-        let x = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
+    // Per byte, the high bit is set for a zero byte (`quote`, `slash`) or one below 0x20 (`x`).
+    // Borrows only run upwards, so the lowest set bit is exact: the first match.
+    let hits = |x: u64| {
         let quote = x ^ (ONES * u64::from(b'"'));
         let slash = x ^ (ONES * u64::from(b'\\'));
-        // Per byte, the high bit is set for a zero byte (`quote`, `slash`) or one below 0x20
-        // (`x`). Borrows only run upwards, so the lowest set bit is exact: the first match.
-        let hits = ((quote.wrapping_sub(ONES) & !quote)
+        ((quote.wrapping_sub(ONES) & !quote)
             | (slash.wrapping_sub(ONES) & !slash)
             | (x.wrapping_sub(ONES * 0x20) & !x))
-            & HIGH;
-        if hits != 0 {
-            return i + (hits.trailing_zeros() / 8) as usize;
+            & HIGH
+    };
+    let word = |chunk: &[u8]| u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
+    while let Some(chunk) = s.get(i..i + 8) {
+        let h = hits(word(chunk));
+        if h != 0 {
+            return i + (h.trailing_zeros() / 8) as usize;
         }
         i += 8;
+    }
+    if i >= s.len() {
+        return i;
+    }
+    if let Some(base) = s.len().checked_sub(8) {
+        // Here base < i < base + 8. Shifted down by `i - base` bytes (not masked: a masked byte
+        // could still borrow from those above it), the word's top bytes are zeros, which match as
+        // control characters: past the end, so no match.
+        let h = hits(word(&s[base..]) >> (8 * (i - base)));
+        return (i + (h.trailing_zeros() / 8) as usize).min(s.len());
     }
     while let Some(&c) = s.get(i) {
         if c == b'"' || c == b'\\' || c < 0x20 {
@@ -851,6 +957,17 @@ fn ip_json(ip: IpAddr) -> String {
     out
 }
 
+/// `json_string(&format_rfc3339_ms(t)?)` in one allocation: the text is ASCII digits, signs and
+/// separators, which JSON writes as they are.
+fn time_json(t: OffsetDateTime) -> Option<String> {
+    let mut out = String::with_capacity(26);
+    out.push('"');
+    write_rfc3339_ms(t, &mut out)?;
+    out.push('"');
+    debug_assert_eq!(out, json_string(&out[1..out.len() - 1]));
+    Some(out)
+}
+
 fn json_string(s: &str) -> String {
     let mut out = Vec::with_capacity(s.len() + 2);
     push_string(&mut out, s);
@@ -884,7 +1001,18 @@ pub struct Request<'a> {
     keep_ip: bool,
     trust_client_ip: bool,
     body: &'a Body<'a>,
+    /// `is_bot` of the `User-Agent` header and of the batch context's `userAgent`, once judged
+    /// (a batch's messages mostly share one of them).
+    header_agent_bot: Cell<Option<bool>>,
+    batch_agent_bot: Cell<Option<bool>>,
+    /// Whether the batch context's `userAgent` is a non-empty string, once looked at.
+    batch_has_agent: Cell<Option<bool>>,
+    /// Where `CONTEXT_READ` are in `batch_context`.
+    batch_read: [Option<usize>; 3],
 }
+
+/// The context fields `enrich` reads, in key order (`lookup`).
+const CONTEXT_READ: [&str; 3] = ["bot", "ip", "userAgent"];
 
 /// Inputs of `Request::new`, as the router has them.
 pub struct RequestInputs<'a> {
@@ -940,7 +1068,6 @@ impl<'a> Request<'a> {
             received_at: i.received_at,
             received,
             sent_at,
-            batch_context,
             enrich_room,
             client_ip: i.client_ip,
             client_ip_json,
@@ -949,6 +1076,11 @@ impl<'a> Request<'a> {
             keep_ip: i.keep_ip,
             trust_client_ip: i.trust_client_ip,
             body,
+            header_agent_bot: Cell::new(None),
+            batch_agent_bot: Cell::new(None),
+            batch_has_agent: Cell::new(None),
+            batch_read: positions(&batch_context, &CONTEXT_READ),
+            batch_context,
         })
     }
 
@@ -988,9 +1120,10 @@ pub struct Encoded {
     pub bot: bool,
 }
 
-/// One message's top level, and its `context` when that was split on the way (`message_object`
-/// splits a batch element's context while it splits the element: reading it once, not skipping
-/// it there and splitting it again in `process`).
+/// One message's top level, and its `context` when that was split on the way (`message_object`,
+/// or the one-pass check of the body in `top_level`, splits a batch element's context while it
+/// splits the element: reading it once, not skipping it there and splitting it again in
+/// `process`).
 #[derive(Debug, Default)]
 pub struct Message<'a> {
     pub fields: RawObject<'a>,
@@ -1043,28 +1176,31 @@ pub fn process<'a>(
         context: mut split_context,
     } = message;
     let mut size = 2 + obj.len().saturating_sub(1);
-    // Room for what enrichment adds (timestamp, receivedAt, sentAt, source, messageId…).
-    let mut msg: Fields<'a> = Obj(Vec::with_capacity(obj.len() + 6));
     let mut context = None;
-    for (k, v) in obj {
-        let text = if k.0 == "context" && v.get().starts_with('{') {
-            // Expanded one level: enrichment adds to it, and its values are copied through.
-            let split = match split_context.take() {
-                Some(c) => c,
-                None => split_object(v, req.body, Mode::Scan)?,
+    // `obj` is sorted and deduplicated already; converted in place (see `fields`).
+    let members = obj
+        .0
+        .into_iter()
+        .map(|(k, v)| {
+            let text = if k.0 == "context" && v.get().starts_with('{') {
+                // Expanded one level: enrichment adds to it, and its values are copied through.
+                let split = match split_context.take() {
+                    Some(c) => c,
+                    None => split_object(v, req.body, Mode::Scan)?,
+                };
+                let (c, c_size) = fields(split, req.body)?;
+                size += k.escaped_len() + 1 + c_size;
+                context = Some(c);
+                Json::Raw("{}") // stands for it during validation
+            } else {
+                let text = canon(v, req.body)?;
+                size += k.escaped_len() + 1 + text.as_str().len();
+                text
             };
-            let (c, c_size) = fields(split, req.body)?;
-            size += escaped_len(&k.0) + 1 + c_size;
-            context = Some(c);
-            msg.push_last(k, Json::Raw("{}")); // stands for it during validation
-            continue;
-        } else {
-            canon(v, req.body)?
-        };
-        size += escaped_len(&k.0) + 1 + text.as_str().len();
-        // `obj` is sorted and deduplicated already.
-        msg.push_last(k, text);
-    }
+            Ok((k, text))
+        })
+        .collect::<Result<Vec<_>, BodyError>>()?;
+    let mut msg: Fields<'a> = Obj(members);
     if size > max_message_bytes {
         return Ok(Err(RuleViolation::new(
             "",
@@ -1072,14 +1208,19 @@ pub fn process<'a>(
             format!("message is {size} bytes, more than the {max_message_bytes} allowed"),
         )));
     }
-    match validate(&mut msg, implied)? {
-        Ok(times) => Ok(Ok(enrich(
-            msg,
-            context.unwrap_or_default(),
-            times,
-            size,
-            req,
-        )?)),
+    match validate(&msg, implied)? {
+        Ok((times, implied_type)) => {
+            if let Some(t) = implied_type {
+                msg.insert(key("type"), Json::Owned(json_string(t.as_str())));
+            }
+            Ok(Ok(enrich(
+                msg,
+                context.unwrap_or_default(),
+                times,
+                size,
+                req,
+            )?))
+        }
         Err(v) => Ok(Err(v)),
     }
 }
@@ -1108,14 +1249,37 @@ fn string_of<'j>(v: Option<&'j Json<'_>>) -> Result<Option<Cow<'j, str>>, BodyEr
     }
 }
 
+/// The fields `validate` reads, in key order (`lookup`).
+const VALIDATED: [&str; 15] = [
+    "anonymousId",
+    "context",
+    "event",
+    "groupId",
+    "integrations",
+    "messageId",
+    "name",
+    "originalTimestamp",
+    "previousId",
+    "properties",
+    "sentAt",
+    "timestamp",
+    "traits",
+    "type",
+    "userId",
+];
+
+/// `validate_message`'s rules. Ok: the parsed clocks, and the endpoint's type when the message
+/// has none (the caller inserts it: a rejected message is not edited).
 fn validate(
-    msg: &mut Fields<'_>,
+    msg: &Fields<'_>,
     implied: Option<MessageType>,
-) -> Result<Result<Times, RuleViolation>, BodyError> {
-    let type_field = msg.get(&key("type"));
+) -> Result<Result<(Times, Option<MessageType>), RuleViolation>, BodyError> {
+    let [anonymous_id, context, event, group_id, integrations, message_id, name, original_timestamp, previous_id, properties, sent_at, timestamp, traits, type_field, user_id] =
+        lookup(msg, &VALIDATED);
+    let mut implied_type = None;
     let kind_ = match (is_null(type_field), implied) {
         (true, Some(t)) => {
-            msg.insert(key("type"), Json::Owned(json_string(t.as_str())));
+            implied_type = Some(t);
             t
         }
         (true, None) => {
@@ -1154,8 +1318,7 @@ fn validate(
     };
 
     let mut has_id = false;
-    for field in ["userId", "anonymousId"] {
-        let v = msg.get(&key(field));
+    for (field, v) in [("userId", user_id), ("anonymousId", anonymous_id)] {
         if is_null(v) {
             continue;
         }
@@ -1178,10 +1341,13 @@ fn validate(
         )));
     }
 
-    let id = msg.get(&key("messageId"));
+    let id = message_id;
     if !is_null(id) {
         match string_of(id)? {
-            Some(s) if s.chars().count() > MAX_MESSAGE_ID_CHARS => {
+            // A text no longer in bytes than the limit is no longer in characters.
+            Some(s)
+                if s.len() > MAX_MESSAGE_ID_CHARS && s.chars().count() > MAX_MESSAGE_ID_CHARS =>
+            {
                 return Ok(Err(RuleViolation::new(
                     "messageId",
                     "max_length",
@@ -1199,15 +1365,14 @@ fn validate(
         }
     }
 
-    let (field, required) = match kind_ {
-        MessageType::Track => ("event", true),
-        MessageType::Alias => ("previousId", true),
-        MessageType::Group => ("groupId", true),
-        MessageType::Page | MessageType::Screen => ("name", false),
-        MessageType::Identify => ("", false),
+    let (field, required, v) = match kind_ {
+        MessageType::Track => ("event", true, event),
+        MessageType::Alias => ("previousId", true, previous_id),
+        MessageType::Group => ("groupId", true, group_id),
+        MessageType::Page | MessageType::Screen => ("name", false, name),
+        MessageType::Identify => ("", false, None),
     };
     if !field.is_empty() {
-        let v = msg.get(&key(field));
         match string_of(v)? {
             Some(s) if !s.is_empty() || !required => {}
             Some(_) => {
@@ -1236,8 +1401,11 @@ fn validate(
     }
 
     let mut times = Times::default();
-    for field in ["timestamp", "originalTimestamp", "sentAt"] {
-        let v = msg.get(&key(field));
+    for (field, v) in [
+        ("timestamp", timestamp),
+        ("originalTimestamp", original_timestamp),
+        ("sentAt", sent_at),
+    ] {
         if is_null(v) {
             continue;
         }
@@ -1261,8 +1429,13 @@ fn validate(
             _ => times.sent_at = Some(t),
         }
     }
-    for field in ["context", "properties", "traits", "integrations"] {
-        if !matches!(kind(msg.get(&key(field))), None | Some(b'n') | Some(b'{')) {
+    for (field, v) in [
+        ("context", context),
+        ("properties", properties),
+        ("traits", traits),
+        ("integrations", integrations),
+    ] {
+        if !matches!(kind(v), None | Some(b'n') | Some(b'{')) {
             return Ok(Err(RuleViolation::new(
                 field,
                 "type",
@@ -1270,7 +1443,7 @@ fn validate(
             )));
         }
     }
-    Ok(Ok(times))
+    Ok(Ok((times, implied_type)))
 }
 
 /// What `write_edited` does with one key of the object it writes.
@@ -1286,14 +1459,23 @@ enum Edit<'e> {
     Nested,
 }
 
-fn put_key(out: &mut Vec<u8>, first: &mut bool, k: &str) {
+/// `plain`: `k` needs no escaping (`Str::is_plain`, or a key literal of this module).
+fn put_key(out: &mut Vec<u8>, first: &mut bool, k: &str, plain: bool) {
     if !std::mem::take(first) {
         out.push(b',');
     }
-    push_string(out, k);
-    out.push(b':');
+    if plain {
+        debug_assert_eq!(string_stop(k.as_bytes(), 0), k.len());
+        out.push(b'"');
+        out.extend_from_slice(k.as_bytes());
+        out.extend_from_slice(b"\":");
+    } else {
+        push_string(out, k);
+        out.push(b':');
+    }
 }
 
+/// `k` is one of `enrich`'s key literals (plain).
 fn put_edit(
     out: &mut Vec<u8>,
     first: &mut bool,
@@ -1304,11 +1486,11 @@ fn put_edit(
 ) {
     match (edit, kept) {
         (Edit::Set(v), _) | (Edit::Keep, Some(v)) => {
-            put_key(out, first, k);
+            put_key(out, first, k, true);
             out.extend_from_slice(v.as_bytes());
         }
         (Edit::Nested, _) => {
-            put_key(out, first, k);
+            put_key(out, first, k, true);
             nested(out);
         }
         (Edit::Remove, _) | (Edit::Keep, None) => {}
@@ -1349,7 +1531,7 @@ fn write_edited<'x, 'a: 'x>(
                 e += 1;
             }
             _ => {
-                put_key(out, &mut first, &k.0);
+                put_key(out, &mut first, &k.0, k.is_plain());
                 out.extend_from_slice(v.as_str().as_bytes());
             }
         }
@@ -1410,9 +1592,10 @@ fn enrich<'a>(
 ) -> Result<Encoded, BodyError> {
     // --- context: batch merge, ip, userAgent, bot ---
     let batch = &req.batch_context;
-    let merged = |k: &str| context.get_str(k).or_else(|| batch.get_str(k));
+    let [own_bot, own_ip, own_ua] = lookup(&context, &CONTEXT_READ);
+    let [batch_bot, batch_ip, batch_ua] = req.batch_read.map(|at| at.map(|i| &batch.0[i].1));
     let supplied_ip = if req.trust_client_ip {
-        string_of(merged("ip"))?.and_then(|s| s.parse::<IpAddr>().ok())
+        string_of(own_ip.or(batch_ip))?.and_then(|s| s.parse::<IpAddr>().ok())
     } else {
         None
     };
@@ -1431,17 +1614,42 @@ fn enrich<'a>(
             Edit::Remove
         }
     };
-    let sent_ua = merged("userAgent");
-    let has_ua = matches!(string_of(sent_ua)?, Some(s) if !s.is_empty());
-    let (ua_edit, ua) = match (has_ua, &req.user_agent_json) {
-        (false, Some(header)) => (Edit::Set(header), Some(header.as_str())),
-        _ => (Edit::Keep, sent_ua.map(Json::as_str)),
+    let sent_ua = own_ua.or(batch_ua);
+    let has_agent = |ua| Ok::<_, BodyError>(matches!(string_of(ua)?, Some(s) if !s.is_empty()));
+    let has_ua = match (own_ua, req.batch_has_agent.get()) {
+        (None, Some(known)) => known,
+        (None, None) => {
+            let has = has_agent(sent_ua)?;
+            req.batch_has_agent.set(Some(has));
+            has
+        }
+        (Some(_), _) => has_agent(sent_ua)?,
     };
-    let is_bot = match ua {
-        Some(text) => as_string(text)?.is_some_and(|ua| req.is_bot(&ua)),
-        None => false,
+    // An agent the request holds (the header's, the batch context's) is judged once per request.
+    let (ua_edit, ua, verdict) = match (has_ua, &req.user_agent_json) {
+        (false, Some(header)) => (
+            Edit::Set(header),
+            Some(header.as_str()),
+            Some(&req.header_agent_bot),
+        ),
+        _ => (
+            Edit::Keep,
+            sent_ua.map(Json::as_str),
+            own_ua.is_none().then_some(&req.batch_agent_bot),
+        ),
     };
-    let bot = is_bot || merged("bot").is_some_and(|b| b.as_str() == "true");
+    let is_bot = match (ua, verdict.and_then(Cell::get)) {
+        (Some(_), Some(known)) => known,
+        (Some(text), None) => {
+            let judged = as_string(text)?.is_some_and(|ua| req.is_bot(&ua));
+            if let Some(cell) = verdict {
+                cell.set(Some(judged));
+            }
+            judged
+        }
+        (None, _) => false,
+    };
+    let bot = is_bot || own_bot.or(batch_bot).is_some_and(|b| b.as_str() == "true");
     let bot_edit = if is_bot {
         Edit::Set("true")
     } else {
@@ -1450,26 +1658,23 @@ fn enrich<'a>(
     let context_edits = [("bot", bot_edit), ("ip", ip_edit), ("userAgent", ua_edit)];
 
     // --- clocks ---
-    let msg_sent_at = msg
-        .get_str("sentAt")
-        .map(Json::as_str)
-        .filter(|j| j.starts_with('"'));
+    let [own_id, original, own_sent_at, timestamp] = lookup(
+        &msg,
+        &["messageId", "originalTimestamp", "sentAt", "timestamp"],
+    );
+    let msg_sent_at = own_sent_at.map(Json::as_str).filter(|j| j.starts_with('"'));
     let sent_at: Option<(&str, Option<OffsetDateTime>)> = match msg_sent_at {
         Some(j) => Some((j, times.sent_at)),
         None => req.sent_at.as_ref().map(|(j, t)| (j.as_str(), Some(*t))),
     };
     // The client's own time: `timestamp`, else `originalTimestamp` (first that is a string).
-    let client_ts = [
-        ("timestamp", times.timestamp),
-        ("originalTimestamp", times.original),
-    ]
-    .into_iter()
-    .find_map(|(f, t)| {
-        msg.get_str(f)
-            .map(Json::as_str)
-            .filter(|j| j.starts_with('"'))
-            .map(|j| (j, t))
-    });
+    let client_ts = [(timestamp, times.timestamp), (original, times.original)]
+        .into_iter()
+        .find_map(|(v, t)| {
+            v.map(Json::as_str)
+                .filter(|j| j.starts_with('"'))
+                .map(|j| (j, t))
+        });
     let corrected: Option<String>;
     let (original_edit, timestamp_edit) = match (client_ts, sent_at.as_ref().and_then(|(_, t)| *t))
     {
@@ -1477,8 +1682,7 @@ fn enrich<'a>(
             corrected = (sent - ts)
                 .checked_neg()
                 .and_then(|skewed| req.received_at.checked_add(skewed))
-                .and_then(format_rfc3339_ms)
-                .map(|c| json_string(&c));
+                .and_then(time_json);
             (
                 Edit::Set(raw),
                 Edit::Set(corrected.as_deref().unwrap_or(raw)),
@@ -1494,7 +1698,7 @@ fn enrich<'a>(
 
     // --- identity ---
     let generated_id: Option<String>;
-    let (message_id, id_edit) = match string_of(msg.get_str("messageId"))? {
+    let (message_id, id_edit) = match string_of(own_id)? {
         Some(s) if !s.is_empty() => (s.into_owned(), Edit::Keep),
         _ => {
             let id = uuid::Uuid::new_v4().to_string();
@@ -1774,6 +1978,44 @@ mod tests {
         ] {
             same(&body, &DEFAULT);
         }
+    }
+
+    /// Batch elements the one-pass check splits, and those it leaves to `message_object` (an
+    /// escaped key at either level, a key too long for a span, a non-object): the same lines
+    /// either way (`same` also runs the split-in-passes fallback, where none is split early).
+    #[test]
+    fn batch_elements_split_in_one_pass_or_later_match_the_reference() {
+        let long = "k".repeat(usize::from(u16::MAX) + 1);
+        let msg = |extra: &str| {
+            format!(r#"{{"type":"track","event":"e","userId":"u","messageId":"m"{extra}}}"#)
+        };
+        let elements = [
+            msg(""),
+            msg(r#","context":{"ip":"1.2.3.4","a":[1, 2]}"#),
+            msg(r#","context":{"a":1},"context":{"b":2}"#),
+            msg(r#","context":{"a":1},"context":null"#),
+            msg(r#","context":"x","context":{"z":1,"a":{"y":1,"x":2}}"#),
+            msg(r#","context":{"a":1,"a":2}"#),
+            msg(r#","context":{"context":{"b":1,"a":2},"userAgent":"Googlebot/2.1"}"#),
+            msg(r#","con\u0074ext":{"a":1}"#),
+            msg(r#","context":{"\u0061":1}"#),
+            msg(&format!(r#","{long}":1"#)),
+            msg(&format!(r#","context":{{"{long}":1}}"#)),
+            msg(r#","p":1,"p":{"b":1,"a":2}"#),
+            msg(r#", "q" : [ 1 ] , "r":-0,"s":1.5,"t":"\/""#),
+            "{}".to_string(),
+            "{ }".to_string(),
+            "[1]".to_string(),
+            "7".to_string(),
+        ];
+        for e in &elements {
+            same(&wrap(&[e]), &DEFAULT);
+        }
+        let all: Vec<&str> = elements.iter().map(String::as_str).collect();
+        same(&wrap(&all), &DEFAULT);
+        let mut o = DEFAULT;
+        o.max = usize::MAX;
+        same(&wrap(&all), &o);
     }
 
     /// serde_json's private RawValue marker is an ordinary key here (found by the line_pipeline

@@ -421,7 +421,7 @@ async fn handle<'a>(
 
 /// A request's messages before they are split: a batch's raw elements, or the one message.
 enum Items<'a> {
-    Batch(Vec<line::RawVal<'a>>),
+    Batch(line::Batch<'a>),
     One(Option<line::RawObject<'a>>),
 }
 
@@ -597,11 +597,12 @@ fn encode_checked<'a>(
     let mut lines = Vec::with_capacity(items.len());
     let mut rejected: Vec<Rejection> = Vec::new();
     let mut bots_dropped = 0;
-    // Each message is split only when its turn comes, so a 1,000-message batch holds one
-    // message's fields at a time, not all of them (peak RSS).
+    // Each message's fields are built only when its turn comes, so a 1,000-message batch holds
+    // one message's fields at a time, not all of them (peak RSS); the one-pass check keeps only
+    // their spans (16 bytes per member, see `line::top_level`).
     for index in 0..items.len() {
         let item = match &mut items {
-            Items::Batch(messages) => line::message_object(messages[index], body).map_err(bad)?,
+            Items::Batch(messages) => messages.message(index, body).map_err(bad)?,
             Items::One(obj) => Ok(line::Message::from(obj.take().unwrap_or_default())),
         };
         let result = match item {

@@ -3,7 +3,7 @@
 //!
 //! `reference` runs a body through `validate::validate_message` + `enrich::enrich` + serde_json;
 //! `fast` runs it through the production calls of this module, in the router's order
-//! (`parse_body`, `deep_check`, `take_batch`, `split_object`, `as_string`, `message_object`,
+//! (`parse_body`, `deep_check`, `take_batch`, `split_object`, `as_string`, `Batch::message`,
 //! `Request::new`, `process`). `same` asserts they agree: the same messages accepted and rejected
 //! with the same field, rule and message, accepted lines byte-identical (or, when the server
 //! generated the `messageId`, identical as JSON once that id is removed), and the body refused by
@@ -19,8 +19,8 @@ use serde_json::Value;
 use time::macros::datetime;
 
 use super::{
-    as_string, deep_check, message_object, parse_body, parse_body_in_passes, process, split_object,
-    Body, Encoded, Message, Mode, Request, RequestInputs, Str,
+    as_string, deep_check, parse_body, parse_body_in_passes, process, split_object, Body, Encoded,
+    Message, Mode, Request, RequestInputs, Str,
 };
 use crate::enrich::RequestContext;
 use crate::validate::{parse_timestamp, validate_message, MessageType, RuleViolation};
@@ -178,9 +178,8 @@ pub fn run_with(body: &str, o: &Opts<'_>, one_pass: bool) -> Option<Vec<Processe
                 _ => return None,
             },
         };
-        let items: Vec<_> = b
-            .into_iter()
-            .map(|m| message_object(m, &checker))
+        let items: Vec<_> = (0..b.len())
+            .map(|i| b.message(i, &checker))
             .collect::<Result<_, _>>()
             .ok()?;
         (items, c, s)

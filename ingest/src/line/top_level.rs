@@ -1,6 +1,7 @@
 //! The body's top level in one validating pass over its bytes: what serde_json's skipping parse
-//! (`IgnoredAny`), `split_object` of the top level and `parse_array` of `batch` did in three
-//! passes (issue 5: together ~25 % of a batch's instructions).
+//! (`IgnoredAny`), `split_object` of the top level, `parse_array` of `batch` and
+//! `message_object` of each batch element did in four passes (issue 5: the first three were
+//! ~25 % of a batch's instructions, the last re-read every message byte the check had read).
 //!
 //! It answers only when it is sure, and otherwise leaves the body to the old way (serde_json's
 //! check, then the splits), so that every refusal and every error text stays the reference
@@ -13,15 +14,29 @@
 //! it was: those values are never canonical, so `canon` re-encodes them and refuses the body.
 //!
 //! On the way it judges each top-level value's canonical form exactly as `scan` would, so
-//! `deep_check` and `canon` need not scan them again — except `batch`, whose array elements are
-//! split instead (as `parse_array` splits them), and `context`, which is split again anyway.
+//! `deep_check` and `canon` need not scan them again — except `batch` and `context`. `context`
+//! is split again anyway. Each `batch` element that is an object is split as `message_object`
+//! splits it (`split_fields` with `Mode::Scan` and its `context`): its members' key and value
+//! spans, each value judged, and those of its `context` object, recorded as offsets into the
+//! body (`SplitBatch`: 16 bytes per member, 20 per element; a batch's `Obj`s are still built one
+//! message at a time). An element whose split needs more than spans (an escaped key, whose
+//! decoded text would be needed; a key longer than `u16::MAX` bytes) is only checked, and
+//! `message_object` splits it later as before; so is an element that is not an object.
 
 use std::borrow::Cow;
 
-use super::{key_in_order, string_stop, Obj, RawVal, Scan, Str, TopLevel, DEPTH_BUDGET};
+use super::{
+    key_in_order, message_object, string_stop, Batch, Body, BodyError, Elements, Message, Obj,
+    RawObject, RawVal, Scan, Str, TopLevel, DEPTH_BUDGET,
+};
+use crate::validate::RuleViolation;
 
 /// `None`: not sure (see the module doc); the caller takes the old way.
 pub(super) fn split_body(text: &str) -> Option<TopLevel<'_>> {
+    // Offsets are u32 (see `SplitBatch`).
+    if u32::try_from(text.len()).is_err() {
+        return None;
+    }
     let mut c = Checker {
         s: text.as_bytes(),
         i: 0,
@@ -49,7 +64,7 @@ pub(super) fn split_body(text: &str) -> Option<TopLevel<'_>> {
             let scan = match key {
                 // Of duplicate keys the last wins, here as in `Obj::from_pairs`.
                 "batch" if c.peek() == b'[' => {
-                    batch = Some(c.elements(text)?);
+                    batch = Some(Batch(Elements::Split(c.elements(text)?)));
                     Scan::Unknown
                 }
                 "batch" | "context" => {
@@ -134,24 +149,121 @@ impl Checker<'_> {
         self.eat(close).map(|()| false)
     }
 
-    /// The elements of the array at `i`, each checked but not judged (as `parse_array` leaves
-    /// them).
-    fn elements<'a>(&mut self, text: &'a str) -> Option<Vec<RawVal<'a>>> {
+    /// The elements of the array at `i`, each checked, and split when it is an object (see the
+    /// module doc).
+    fn elements<'a>(&mut self, text: &'a str) -> Option<SplitBatch<'a>> {
         self.i += 1;
         self.ws();
-        let mut out = Vec::new();
+        let mut out = SplitBatch {
+            text,
+            elements: Vec::new(),
+            fields: Vec::new(),
+        };
         if self.eat(b']').is_some() {
             return Some(out);
         }
+        // The current element's context members, appended after its own when it is done.
+        let mut context = Vec::new();
         loop {
-            let at = self.i;
-            self.value(DEPTH_BUDGET, false)?;
-            out.push(RawVal {
-                text: &text[at..self.i],
-                scan: Scan::Unknown,
-            });
+            let start = self.i;
+            let mut element = Element {
+                start: offset(start),
+                end: 0,
+                first: NOT_SPLIT,
+                members: 0,
+                context: NO_CONTEXT,
+            };
+            if self.peek() == b'{' {
+                let first = out.fields.len();
+                context.clear();
+                let mut context_split = false;
+                let plain = self.members(
+                    DEPTH_BUDGET,
+                    &mut out.fields,
+                    Some((&mut context, &mut context_split)),
+                )?;
+                if plain {
+                    element.first = offset(first);
+                    element.members = offset(out.fields.len() - first);
+                    if context_split {
+                        element.context = offset(context.len());
+                        out.fields.extend_from_slice(&context);
+                    }
+                } else {
+                    out.fields.truncate(first);
+                }
+            } else {
+                self.value(DEPTH_BUDGET, false)?;
+            }
+            element.end = offset(self.i);
+            out.elements.push(element);
             if !self.more(b']')? {
                 return Some(out);
+            }
+        }
+    }
+
+    /// The object at `i` (on its `{`, `depth` levels of budget as `value` counts them), checked
+    /// as `value` checks it and split as `split_fields` with `Mode::Scan` splits it: each
+    /// member's spans into `out`, its value judged. With `context`, a `context` member that is
+    /// an object is split the same way into `context.0` instead (emptied first: of equal keys
+    /// the last wins), and `context.1` tells whether the last `context` was one. `Some(false)`:
+    /// valid, but a key is not plain (escaped, or too long for a `Member`), so the spans are of
+    /// no use.
+    fn members(
+        &mut self,
+        depth: usize,
+        out: &mut Vec<Member>,
+        mut context: Option<(&mut Vec<Member>, &mut bool)>,
+    ) -> Option<bool> {
+        self.i += 1;
+        self.ws();
+        if self.eat(b'}').is_some() {
+            return Some(true);
+        }
+        let mut plain = true;
+        loop {
+            if self.peek() != b'"' {
+                return None;
+            }
+            let (start, end, _, escaped) = self.string()?;
+            let key_len = u16::try_from(end - start).ok();
+            plain &= !escaped && key_len.is_some();
+            self.ws();
+            self.eat(b':')?;
+            self.ws();
+            let at = self.i;
+            let scan = match context.as_mut() {
+                Some((inner, split)) if &self.s[start..end] == b"context" => {
+                    inner.clear();
+                    **split = self.peek() == b'{';
+                    if **split {
+                        plain &= self.members(depth - 1, inner, None)?;
+                    } else {
+                        // `process` judges it when it writes it (as `split_fields` leaves it).
+                        self.value(depth - 1, false)?;
+                    }
+                    Scan::Unknown
+                }
+                _ => {
+                    self.canonical = true;
+                    self.value(depth - 1, true)?;
+                    if self.canonical {
+                        Scan::Canonical
+                    } else {
+                        Scan::NotCanonical
+                    }
+                }
+            };
+            out.push(Member {
+                key: offset(start),
+                value: offset(at),
+                value_end: offset(self.i),
+                key_len: key_len.unwrap_or(0),
+                scan,
+            });
+            if !self.more(b'}')? {
+                return Some(plain);
             }
         }
     }
@@ -290,6 +402,9 @@ impl Checker<'_> {
 
     /// The string at `i` (on its opening quote), checked: its content's span, whether it holds
     /// an escape serde_json would write differently (`\u…`, `\/`), and whether it holds any.
+    // Inlined into its callers: it runs for every key and string of the body, and as a call
+    // its set-up and register saves were ~900 instructions per batch message (callgrind).
+    #[inline(always)]
     fn string(&mut self) -> Option<(usize, usize, bool, bool)> {
         self.i += 1;
         let start = self.i;
@@ -325,5 +440,99 @@ impl Checker<'_> {
                 _ => return None,
             }
         }
+    }
+}
+
+/// An offset into the body, which `split_body` made sure fits.
+fn offset(i: usize) -> u32 {
+    u32::try_from(i).unwrap_or(u32::MAX)
+}
+
+/// `Element::first` of an element `message_object` splits.
+const NOT_SPLIT: u32 = u32::MAX;
+/// `Element::context` of an element without a split `context`.
+const NO_CONTEXT: u32 = u32::MAX;
+
+/// A `batch` array as `Checker::elements` split it (offsets into `text`, the whole body).
+pub(super) struct SplitBatch<'a> {
+    text: &'a str,
+    elements: Vec<Element>,
+    /// Every split element's members, then its context's, one element after the other.
+    fields: Vec<Member>,
+}
+
+/// One `batch` element: its span, and where its members are in `SplitBatch::fields`.
+#[derive(Debug, Clone, Copy)]
+struct Element {
+    start: u32,
+    end: u32,
+    /// Index of its first member, or `NOT_SPLIT`.
+    first: u32,
+    /// How many members it has; its context's follow them.
+    members: u32,
+    /// How many members its context has, or `NO_CONTEXT` (no `context`, or not an object).
+    context: u32,
+}
+
+/// One object member: its key's and its value's spans, and the value's verdict.
+#[derive(Debug, Clone, Copy)]
+struct Member {
+    key: u32,
+    value: u32,
+    value_end: u32,
+    key_len: u16,
+    scan: Scan,
+}
+
+impl<'a> SplitBatch<'a> {
+    pub(super) fn len(&self) -> usize {
+        self.elements.len()
+    }
+
+    /// Element `i` as `message_object` makes it of its text.
+    pub(super) fn message(
+        &self,
+        i: usize,
+        body: &Body<'_>,
+    ) -> Result<Result<Message<'a>, RuleViolation>, BodyError> {
+        let e = self.elements[i];
+        let text = self.text;
+        if e.first == NOT_SPLIT {
+            let raw = RawVal {
+                text: &text[e.start as usize..e.end as usize],
+                scan: Scan::Unknown,
+            };
+            return message_object(raw, body);
+        }
+        let object = |members: &[Member]| -> Result<RawObject<'a>, BodyError> {
+            let pairs = members
+                .iter()
+                .map(|m| {
+                    let key = m.key as usize;
+                    (
+                        Str(Cow::Borrowed(&text[key..key + usize::from(m.key_len)])),
+                        RawVal {
+                            text: &text[m.value as usize..m.value_end as usize],
+                            scan: m.scan,
+                        },
+                    )
+                })
+                .collect();
+            let (obj, shadowed) = Obj::from_pairs(pairs);
+            if shadowed {
+                // As in `split_fields`: the reference parse of the whole body judges what was
+                // dropped.
+                body.check()?;
+            }
+            Ok(obj)
+        };
+        let first = e.first as usize;
+        let own = first + e.members as usize;
+        let context = match e.context {
+            NO_CONTEXT => None,
+            n => Some(object(&self.fields[own..own + n as usize])?),
+        };
+        let fields = object(&self.fields[first..own])?;
+        Ok(Ok(Message { fields, context }))
     }
 }
