@@ -117,7 +117,9 @@ impl Host for JsHost {
 struct Global {
     machine: UnsafeCell<Option<Machine<JsHost>>>,
     input: UnsafeCell<Vec<u8>>,
-    out: UnsafeCell<String>,
+    /// Where the last getter's answer is: a field of the machine's state, read by the JS edge
+    /// right after the call (before any other call can change it).
+    out: Cell<*const u8>,
     busy: Cell<bool>,
 }
 
@@ -127,7 +129,7 @@ unsafe impl Sync for Global {}
 static G: Global = Global {
     machine: UnsafeCell::new(None),
     input: UnsafeCell::new(Vec::new()),
-    out: UnsafeCell::new(String::new()),
+    out: Cell::new(core::ptr::null()),
     busy: Cell::new(false),
 };
 
@@ -166,11 +168,11 @@ pub extern "C" fn ff_buf(cap: usize) -> *mut u8 {
     input.as_mut_ptr()
 }
 
-/// Where a getter's answer is (its length is what `ff_cmd` returned).
+/// Where a getter's answer is (its length is what `ff_cmd` returned): the machine's own string,
+/// not a copy (−16 B gzip), valid until the next call, so read at once.
 #[export_name = "o"]
 pub extern "C" fn ff_out() -> *const u8 {
-    // SAFETY: read only between calls.
-    unsafe { (*G.out.get()).as_ptr() }
+    G.out.get()
 }
 
 /// Creates the tracker. Strings: the write key as a JSON string, the batch-level context JSON,
@@ -278,11 +280,8 @@ pub extern "C" fn ff_cmd(op: u32, arg: u32) -> u32 {
     with(0, |m, _| {
         let Some(m) = m else { return 0 };
         let answer = |s: &str| {
-            // SAFETY: busy: nothing else touches `out`.
-            let out = unsafe { &mut *G.out.get() };
-            out.clear();
-            out.push_str(s);
-            out.len() as u32
+            G.out.set(s.as_ptr());
+            s.len() as u32
         };
         match op {
             0 => m.start(),
