@@ -237,14 +237,8 @@ pub extern "C" fn ff_event(n: usize, kind: u32, ts: f64, skip: u32, at: f64) {
             // An explicit page() describes the page as it is now (the title may have changed).
             m.set_page([s[3], s[4], s[5]], false);
         }
-        let skip = Skip {
-            page: skip & 1 != 0,
-            campaign: skip & 2 != 0,
-            session_id: skip & 4 != 0,
-            session_start: skip & 8 != 0,
-        };
         let ms = |t: f64| (t.is_finite() && t >= 0.0).then_some(t as u64);
-        m.enqueue(kind, s[0], s[1], ms(ts), s[2], skip, ms(at));
+        m.enqueue(kind, s[0], s[1], ms(ts), s[2], Skip(skip), ms(at));
     })
 }
 

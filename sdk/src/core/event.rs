@@ -45,13 +45,21 @@ pub struct Message<'a> {
     pub skip: Skip,
 }
 
-/// Which of our per-message context keys the caller's `options.context` overrides.
+/// Which of our per-message context keys the caller's `options.context` overrides: bits
+/// [`Skip::PAGE`], [`Skip::CAMPAIGN`], [`Skip::SESSION_ID`], [`Skip::SESSION_START`], as the JS
+/// edge passes them (one word, not four flags: smaller wasm).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Skip {
-    pub page: bool,
-    pub campaign: bool,
-    pub session_id: bool,
-    pub session_start: bool,
+pub struct Skip(pub u32);
+
+impl Skip {
+    pub const PAGE: u32 = 1;
+    pub const CAMPAIGN: u32 = 2;
+    pub const SESSION_ID: u32 = 4;
+    pub const SESSION_START: u32 = 8;
+
+    fn has(self, bit: u32) -> bool {
+        self.0 & bit != 0
+    }
 }
 
 /// Serializes `m`.
@@ -113,22 +121,22 @@ pub fn build(m: &Message) -> String {
         }
         first = false;
     };
-    if !m.skip.page && !m.page_json.is_empty() {
+    if !m.skip.has(Skip::PAGE) && !m.page_json.is_empty() {
         sep(&mut o);
         o.push_str("\"page\":");
         o.push_str(m.page_json);
     }
-    if !m.skip.campaign && !m.campaign_json.is_empty() {
+    if !m.skip.has(Skip::CAMPAIGN) && !m.campaign_json.is_empty() {
         sep(&mut o);
         o.push_str("\"campaign\":");
         o.push_str(m.campaign_json);
     }
-    if !m.skip.session_id {
+    if !m.skip.has(Skip::SESSION_ID) {
         sep(&mut o);
         json::push_key(&mut o, "sessionId");
         json::push_str(&mut o, m.session_id);
     }
-    if m.session_start && !m.skip.session_start {
+    if m.session_start && !m.skip.has(Skip::SESSION_START) {
         sep(&mut o);
         o.push_str("\"sessionStart\":true");
     }
@@ -271,10 +279,7 @@ mod tests {
     fn caller_context_wins() {
         let m = Message {
             user_context_json: "{\"page\":{\"path\":\"/old\"},\"ip\":\"1.2.3.4\"}",
-            skip: Skip {
-                page: true,
-                ..Skip::default()
-            },
+            skip: Skip(Skip::PAGE),
             ..base()
         };
         let v = parse(&build(&m));
@@ -282,12 +287,7 @@ mod tests {
         assert_eq!(v["context"]["ip"], "1.2.3.4");
         assert_eq!(v["context"]["sessionId"], "sess");
         // Everything skipped and an empty caller context still gives valid JSON.
-        let all = Skip {
-            page: true,
-            campaign: true,
-            session_id: true,
-            session_start: true,
-        };
+        let all = Skip(Skip::PAGE | Skip::CAMPAIGN | Skip::SESSION_ID | Skip::SESSION_START);
         let v = parse(&build(&Message {
             user_context_json: "{}",
             skip: all,
