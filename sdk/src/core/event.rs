@@ -24,6 +24,7 @@ pub struct Message<'a> {
     pub kind: Kind,
     /// 16 random bytes for the v4 `messageId`.
     pub message_random: [u8; 16],
+    /// A uuid (made by the core, or checked by `core::persist` when read back): written unescaped.
     pub anonymous_id: &'a str,
     /// Empty when not identified.
     pub user_id: &'a str,
@@ -37,6 +38,7 @@ pub struct Message<'a> {
     pub page_json: &'a str,
     /// `context.campaign` JSON object, or empty.
     pub campaign_json: &'a str,
+    /// A uuid like `anonymous_id`: written unescaped.
     pub session_id: &'a str,
     pub session_start: bool,
     /// The caller's `options.context` JSON object, or empty. Its keys win over ours (Segment's
@@ -85,12 +87,13 @@ pub fn build(m: &Message) -> String {
     });
     o.push_str("\",\"messageId\":\"");
     ids::push_v4(&mut o, m.message_random);
-    o.push_str("\",");
-    json::push_key(&mut o, "anonymousId");
-    json::push_str(&mut o, m.anonymous_id);
+    // The anonymous id and the session id are uuids (made here, or checked when read back from
+    // storage: core::persist): nothing to escape.
+    o.push_str("\",\"anonymousId\":\"");
+    o.push_str(m.anonymous_id);
+    o.push('"');
     if !m.user_id.is_empty() {
-        o.push(',');
-        json::push_key(&mut o, "userId");
+        o.push_str(",\"userId\":");
         json::push_str(&mut o, m.user_id);
     }
     o.push_str(",\"timestamp\":\"");
@@ -133,8 +136,9 @@ pub fn build(m: &Message) -> String {
     }
     if !m.skip.has(Skip::SESSION_ID) {
         sep(&mut o);
-        json::push_key(&mut o, "sessionId");
-        json::push_str(&mut o, m.session_id);
+        o.push_str("\"sessionId\":\"");
+        o.push_str(m.session_id);
+        o.push('"');
     }
     if m.session_start && !m.skip.has(Skip::SESSION_START) {
         sep(&mut o);
