@@ -98,22 +98,22 @@ pub fn build(m: &Message) -> String {
     }
     o.push_str(",\"timestamp\":\"");
     o.push_str(m.timestamp);
-    o.push_str("\",");
     match m.kind {
         Kind::Track => {
-            json::push_key(&mut o, "event");
+            o.push_str("\",\"event\":");
             json::push_str(&mut o, m.name);
             o.push_str(",\"properties\":");
         }
         Kind::Page => {
+            o.push_str("\",");
             if !m.name.is_empty() {
-                json::push_key(&mut o, "name");
+                o.push_str("\"name\":");
                 json::push_str(&mut o, m.name);
                 o.push(',');
             }
             o.push_str("\"properties\":");
         }
-        Kind::Identify => o.push_str("\"traits\":"),
+        Kind::Identify => o.push_str("\",\"traits\":"),
     }
     o.push_str(payload);
     o.push_str(",\"context\":{");

@@ -66,13 +66,6 @@ pub fn push_i64(out: &mut String, n: i64) {
     push_u64(out, n.unsigned_abs());
 }
 
-/// Appends `"key":` (key must not need escaping; it is always one of our constants).
-pub fn push_key(out: &mut String, key: &str) {
-    out.push('"');
-    out.push_str(key);
-    out.push_str("\":");
-}
-
 /// Parses a decimal `u64` with no sign, no spaces; `None` on anything else or overflow.
 pub fn parse_u64(s: &str) -> Option<u64> {
     // 19 digits never overflow; 20 do when above u64::MAX, which for equal lengths is a byte
