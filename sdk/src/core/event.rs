@@ -117,37 +117,30 @@ pub fn build(m: &Message) -> String {
     }
     o.push_str(payload);
     o.push_str(",\"context\":{");
-    let mut first = true;
-    let mut sep = |o: &mut String| {
-        if !first {
-            o.push(',');
-        }
-        first = false;
-    };
+    // Every member but the caller's is written with a comma after it; the last comma is dropped.
     if !m.skip.has(Skip::PAGE) && !m.page_json.is_empty() {
-        sep(&mut o);
         o.push_str("\"page\":");
         o.push_str(m.page_json);
+        o.push(',');
     }
     if !m.skip.has(Skip::CAMPAIGN) && !m.campaign_json.is_empty() {
-        sep(&mut o);
         o.push_str("\"campaign\":");
         o.push_str(m.campaign_json);
+        o.push(',');
     }
     if !m.skip.has(Skip::SESSION_ID) {
-        sep(&mut o);
         o.push_str("\"sessionId\":\"");
         o.push_str(m.session_id);
-        o.push('"');
+        o.push_str("\",");
     }
     if m.session_start && !m.skip.has(Skip::SESSION_START) {
-        sep(&mut o);
-        o.push_str("\"sessionStart\":true");
+        o.push_str("\"sessionStart\":true,");
     }
-    let inner = object_inner(m.user_context_json);
-    if !inner.is_empty() {
-        sep(&mut o);
-        o.push_str(inner);
+    // `JSON.stringify` members (options.context): they never end with a comma.
+    o.push_str(object_inner(m.user_context_json));
+    if o.as_bytes().last() == Some(&b',') {
+        // SAFETY: the last byte is an ASCII comma, so the rest is still UTF-8.
+        unsafe { o.as_mut_vec().pop() };
     }
     o.push_str("}}");
     o
