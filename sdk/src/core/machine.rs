@@ -11,7 +11,7 @@
 use super::backoff::{self, Backoff, Verdict};
 use super::event::{self, Kind, Skip};
 use super::persist::{self, QueueHeader};
-use super::queue::{Outcome, Queue, KEEPALIVE_BYTES, MAX_BATCH_BYTES, MAX_BATCH_COUNT};
+use super::queue::{Batch, Outcome, Queue, KEEPALIVE_BYTES, MAX_BATCH_BYTES, MAX_BATCH_COUNT};
 use super::session::{self, State};
 use super::{campaign, ids, json, time};
 use alloc::string::String;
@@ -539,14 +539,7 @@ impl<H: Host> Machine<H> {
         else {
             return;
         };
-        let sent_at = self.stamp(now);
-        let body = event::batch_body(
-            self.queue.messages(batch),
-            batch.bytes,
-            &sent_at,
-            &self.cfg.write_key_json,
-            &self.common_json,
-        );
+        let body = self.body(batch, now);
         self.queue.begin(batch);
         // The queue header's time doubles as a liveness signal for other tabs (STALE_MS).
         self.queue_dirty = true;
@@ -559,6 +552,18 @@ impl<H: Host> Machine<H> {
         if !self.host.send(&body, self.sent_keepalive) {
             self.answer(0, None);
         }
+    }
+
+    /// The `/v1/batch` body of `batch`, sent at `now` (one copy for send and beacon).
+    fn body(&mut self, batch: Batch, now: u64) -> String {
+        let sent_at = self.stamp(now);
+        event::batch_body(
+            self.queue.messages(batch),
+            batch.bytes,
+            &sent_at,
+            &self.cfg.write_key_json,
+            &self.common_json,
+        )
     }
 
     /// Arms the send timer for `at` unless one is due sooner.
@@ -634,14 +639,7 @@ impl<H: Host> Machine<H> {
                 .next_batch_after(after, overhead, KEEPALIVE_BYTES, MAX_BATCH_COUNT)
         {
             let now = self.host.now();
-            let sent_at = self.stamp(now);
-            let body = event::batch_body(
-                self.queue.messages(b),
-                b.bytes,
-                &sent_at,
-                &self.cfg.write_key_json,
-                &self.common_json,
-            );
+            let body = self.body(b, now);
             if !self.host.beacon(&body) {
                 self.host.warn(WARN_BEACON);
                 break;
