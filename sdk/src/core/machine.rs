@@ -102,12 +102,6 @@ impl Pool {
         self.pos += 16;
         out
     }
-
-    /// The 10 random bytes of a v7 id.
-    fn bytes10(&mut self, host: &mut impl Host) -> [u8; 10] {
-        let b = self.bytes(host);
-        [b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9]]
-    }
 }
 
 /// What to do with a stored queue found at start (see [`Machine::adopt`]).
@@ -286,7 +280,7 @@ impl<H: Host> Machine<H> {
             None => self.host.now(),
         };
         let campaign = core::mem::take(&mut self.pending_campaign);
-        let sid_random = self.rand.bytes10(&mut self.host);
+        let sid_random = self.rand.bytes(&mut self.host);
         let host = &mut self.host;
         let rotated = session::step(
             &mut self.state,
@@ -350,7 +344,7 @@ impl<H: Host> Machine<H> {
     pub fn reset(&mut self) {
         let now = self.host.now();
         let anon = ids::v4(self.rand.bytes(&mut self.host));
-        let sid = ids::v7(now, self.rand.bytes10(&mut self.host));
+        let sid = ids::v7(now, self.rand.bytes(&mut self.host));
         self.state.reset(anon, sid, now);
         self.start_pending = true;
         self.pending_campaign = 0;
