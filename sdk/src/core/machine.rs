@@ -95,10 +95,15 @@ impl Pool {
             host.fill_random(&mut self.buf);
             self.pos = 0;
         }
-        let mut out = [0u8; 16];
-        for (d, s) in out.iter_mut().zip(self.buf.iter().skip(self.pos)) {
-            *d = *s;
-        }
+        // SAFETY: pos + 16 <= buf.len(), checked above (a bounds-checked slice brings the panic
+        // formatter into the wasm; a zip loop is bigger).
+        let out = unsafe {
+            self.buf
+                .as_ptr()
+                .add(self.pos)
+                .cast::<[u8; 16]>()
+                .read_unaligned()
+        };
         self.pos += 16;
         out
     }
