@@ -41,21 +41,13 @@ pub fn push_str(out: &mut String, s: &str) {
     out.push('"');
 }
 
-/// Appends a decimal unsigned integer.
-pub fn push_u64(out: &mut String, mut n: u64) {
-    let mut buf = [0u8; 20];
-    let mut used = 0;
-    for slot in buf.iter_mut().rev() {
-        *slot = b'0' + (n % 10) as u8;
-        n /= 10;
-        used += 1;
-        if n == 0 {
-            break;
-        }
+/// Appends a decimal unsigned integer (the higher digits first, by recursion: ≤ 20 deep; two
+/// loops over a digit buffer were bigger wasm).
+pub fn push_u64(out: &mut String, n: u64) {
+    if n >= 10 {
+        push_u64(out, n / 10);
     }
-    for &b in buf.iter().skip(20 - used) {
-        out.push(b as char);
-    }
+    out.push((b'0' + (n % 10) as u8) as char);
 }
 
 /// Appends a decimal signed integer.
