@@ -88,22 +88,10 @@ pub fn looks_like_object(s: &str) -> bool {
 /// helpers like this one (and `str::trim_ascii`) keep core's `char` pattern machinery (memchr,
 /// char searchers, Unicode whitespace: ~1.5 KB of wasm) out of the binary.
 pub fn split(s: &str, sep: u8, n: usize) -> impl Iterator<Item = &str> {
-    let mut rest = Some(s);
-    let mut left = n;
-    core::iter::from_fn(move || {
-        let r = rest?;
-        left = left.saturating_sub(1);
-        match r.bytes().position(|b| b == sep).filter(|_| left > 0) {
-            Some(i) => {
-                rest = r.get(i + 1..);
-                r.get(..i)
-            }
-            None => {
-                rest = None;
-                Some(r)
-            }
-        }
-    })
+    s.as_bytes()
+        .splitn(n, move |&b| b == sep)
+        // SAFETY: `sep` is ASCII (all callers), so every piece starts and ends on a char boundary.
+        .map(|p| unsafe { core::str::from_utf8_unchecked(p) })
 }
 
 #[cfg(all(test, not(target_arch = "wasm32")))]
