@@ -152,7 +152,8 @@ pub fn build(m: &Message) -> String {
 pub fn object_inner(obj: &str) -> &str {
     // Byte tests, not `strip_prefix('{')`: a char pattern brings a UTF-8 encoder into the wasm.
     let inner = match obj.as_bytes() {
-        [b'{', .., b'}'] => obj.get(1..obj.len() - 1).unwrap_or(""),
+        // SAFETY: the first and last bytes are ASCII braces: 1 and len - 1 are char boundaries.
+        [b'{', .., b'}'] => unsafe { obj.get_unchecked(1..obj.len() - 1) },
         _ => "",
     };
     if inner.bytes().all(|b| b.is_ascii_whitespace()) {

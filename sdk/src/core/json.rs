@@ -27,7 +27,8 @@ pub fn push_str(out: &mut String, s: &str) {
         };
         // `i` is at an ASCII byte, so both slices end on char boundaries. `get` rather than
         // indexing: no panic path (and no `core::fmt`) in the wasm.
-        out.push_str(s.get(start..i).unwrap_or(""));
+        // SAFETY: `start` and `i` are 0, len, or next to an ASCII byte: char boundaries.
+        out.push_str(unsafe { s.get_unchecked(start..i) });
         if esc.is_empty() {
             out.push_str("\\u00");
             out.push(HEX[(b >> 4) as usize] as char);
@@ -37,7 +38,8 @@ pub fn push_str(out: &mut String, s: &str) {
         }
         start = i + 1;
     }
-    out.push_str(s.get(start..).unwrap_or(""));
+    // SAFETY: as above.
+    out.push_str(unsafe { s.get_unchecked(start..) });
     out.push('"');
 }
 
