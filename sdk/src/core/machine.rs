@@ -142,8 +142,8 @@ pub struct Machine<H: Host> {
     sent_keepalive: bool,
     /// flush() promises: (mark, id) resolve once nothing queued before `mark` is left.
     waiters: Vec<(u64, u32)>,
-    /// Queues adopted at start: (updated, messages), merged oldest first by `start`.
-    adopted: Vec<(u64, Vec<String>)>,
+    /// Queues adopted at start: (updated, stored text), merged oldest first by `start`.
+    adopted: Vec<(u64, String)>,
 }
 
 impl<H: Host> Machine<H> {
@@ -192,11 +192,11 @@ impl<H: Host> Machine<H> {
     /// alone (for our own key that means a duplicated tab: the caller takes a new key);
     /// anything that is not our format is foreign and removed.
     pub fn adopt(&mut self, raw: &str, now: u64) -> u32 {
-        let Some((h, msgs)) = persist::read_queue(raw, self.cfg.max_queue) else {
+        let Some(h) = persist::read_queue_header(raw) else {
             return ADOPT_FOREIGN;
         };
         if h.closed || now.saturating_sub(h.updated) >= STALE_MS {
-            self.adopted.push((h.updated, msgs));
+            self.adopted.push((h.updated, String::from(raw)));
             ADOPT_TAKEN
         } else {
             ADOPT_KEEP
@@ -217,8 +217,10 @@ impl<H: Host> Machine<H> {
             if pos >= found.len() {
                 break;
             }
-            for m in found.swap_remove(pos).1 {
-                self.queue.push(m);
+            // The queue's cap (maxQueueSize) keeps the newest messages.
+            let raw = found.swap_remove(pos).1;
+            for m in persist::queue_lines(&raw) {
+                self.queue.push(String::from(m));
             }
         }
         if self.cfg.disabled {
@@ -952,6 +954,47 @@ mod tests {
         let all: Vec<&str> = m.queue.all().collect();
         assert_eq!(all, ["{\"m\":\"stale\"}", "{\"m\":\"closed\"}"]);
         assert_eq!(m.host.sent.len(), 1, "adopted events go out at once");
+    }
+
+    #[test]
+    fn adopted_queues_over_max_queue_size_keep_the_newest_messages() {
+        let now = 1_700_000_000_000;
+        let mut m = Machine::new(
+            Page {
+                now,
+                ..Page::default()
+            },
+            Config {
+                max_queue: 3,
+                ..cfg(100)
+            },
+            "{}".into(),
+        );
+        let msgs = |from: u32| {
+            (from..from + 3)
+                .map(|i| format!("{{\"i\":{i}}}"))
+                .collect::<Vec<_>>()
+        };
+        let (old, new) = (msgs(0), msgs(3));
+        let q = |updated: u64, msgs: &[String]| {
+            let mut lines: Vec<&str> = msgs.iter().map(String::as_str).collect();
+            lines.insert(1, "torn {");
+            persist::write_queue(
+                QueueHeader {
+                    updated,
+                    closed: true,
+                },
+                lines.into_iter(),
+                0,
+            )
+        };
+        // The newer queue first: adoption order does not matter, the older is queued first.
+        assert_eq!(m.adopt(&q(now - 1_000, &new), now), ADOPT_TAKEN);
+        assert_eq!(m.adopt(&q(now - 2_000, &old), now), ADOPT_TAKEN);
+        m.set_page(PAGE, true);
+        m.start();
+        let all: Vec<&str> = m.queue.all().collect();
+        assert_eq!(all, ["{\"i\":3}", "{\"i\":4}", "{\"i\":5}"]);
     }
 
     #[test]
