@@ -244,9 +244,14 @@ impl<H: Host> Machine<H> {
         if opened {
             self.pending_campaign = campaign::key(campaign_json);
         }
-        self.page_json = String::from(page_json);
-        self.campaign_json = String::from(campaign_json);
-        self.route = String::from(route);
+        // Into the buffers already there: no new allocation per navigation, and smaller wasm
+        // than `String::from` (a loop over the three was bigger again).
+        self.page_json.clear();
+        self.page_json.push_str(page_json);
+        self.campaign_json.clear();
+        self.campaign_json.push_str(campaign_json);
+        self.route.clear();
+        self.route.push_str(route);
         changed
     }
 
