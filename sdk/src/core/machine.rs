@@ -308,7 +308,8 @@ impl<H: Host> Machine<H> {
         // identify: the user id is set after the session step, so adopting another tab's
         // newer state cannot undo it.
         if kind == Kind::Identify {
-            self.state.user_id = String::from(name);
+            self.state.user_id.clear();
+            self.state.user_id.push_str(name);
         }
         let payload = if json::looks_like_object(payload) {
             payload
