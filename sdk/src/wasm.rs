@@ -142,6 +142,15 @@ fn with<R: Default>(n: usize, f: impl FnOnce(&mut Option<Machine<JsHost>>, &[&st
     // SAFETY: `busy` makes this the only live reference to the machine and the input; the input
     // is not resized while busy (ff_buf refuses).
     let (m, input) = unsafe { (&mut *G.machine.get(), &*G.input.get()) };
+    let r = f(m, &split_input(input, n));
+    G.busy.set(false);
+    r
+}
+
+/// The first `n` input bytes split at 0xFF. Not inlined: one copy for every export (`with` is
+/// instantiated once per export).
+#[inline(never)]
+fn split_input(input: &[u8], n: usize) -> [&str; 16] {
     let bytes = input.get(..n).unwrap_or(&[]);
     let mut parts = [""; 16];
     for (slot, p) in parts.iter_mut().zip(bytes.split(|&b| b == 0xFF)) {
@@ -149,9 +158,7 @@ fn with<R: Default>(n: usize, f: impl FnOnce(&mut Option<Machine<JsHost>>, &[&st
         // bytes, which never occur inside UTF-8.
         *slot = unsafe { core::str::from_utf8_unchecked(p) };
     }
-    let r = f(m, &parts);
-    G.busy.set(false);
-    r
+    parts
 }
 
 /// An input buffer of `cap` bytes for the next call; 0 while a call is running.
