@@ -170,7 +170,9 @@ pub extern "C" fn ff_buf(cap: usize) -> *mut u8 {
     // SAFETY: not busy: nothing borrows the input.
     let input = unsafe { &mut *G.input.get() };
     if input.len() < cap {
-        input.resize(cap, 0);
+        // A new zeroed buffer (the old bytes are spent; `resize` is bigger wasm), of the
+        // allocator's power-of-two size class, so it grows by doubling as `resize` did.
+        *input = vec![0; cap.next_power_of_two()];
     }
     input.as_mut_ptr()
 }
