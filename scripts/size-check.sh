@@ -16,13 +16,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 BUDGET=15360
-# The npm download is held to the budget itself. The tag's ceiling: 14,671 measured 2026-12-01
+# The npm download is held to the budget itself. The tag's ceiling: 14,664 measured 2026-12-01
 # (was 16,083: esbuild shortening internal property names, and a smaller wasm — no copies of
 # the input splitter per export, no Vec<String> per adopted queue, no clone when adopting the
 # stored state, unchecked cuts at ASCII bytes, recursive push_u64, v7 ids from a 16-byte draw,
 # one batch-body builder; see sdk/README.md) + 64.
 CEILING_NPM=${FOOTFALL_SIZE_CEILING_NPM:-$BUDGET}
-CEILING_TAG=${FOOTFALL_SIZE_CEILING_TAG:-14735}
+CEILING_TAG=${FOOTFALL_SIZE_CEILING_TAG:-14728}
 DIST=npm/dist
 fail=0
 
