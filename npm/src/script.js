@@ -62,7 +62,7 @@ function main() {
   QUEUED.forEach((m, i) => {
     ff[m] = (...args) => {
       const l = location;
-      const item = [m, args, Date.now(), { url: l.href, path: l.pathname, referrer: d.referrer, title: d.title, search: l.search }];
+      const item = [m, args, Date.now(), { path: l.pathname, referrer: d.referrer, search: l.search, title: d.title, url: l.href }];
       q.push(item);
       if (i > 5) return new Promise((resolve) => (item.resolve = resolve));
     };

@@ -117,7 +117,9 @@ impl Host for JsHost {
 struct Global {
     machine: UnsafeCell<Option<Machine<JsHost>>>,
     input: UnsafeCell<Vec<u8>>,
-    out: UnsafeCell<String>,
+    /// Where the last getter's answer is: a field of the machine's state, read by the JS edge
+    /// right after the call (before any other call can change it).
+    out: Cell<*const u8>,
     busy: Cell<bool>,
 }
 
@@ -127,7 +129,7 @@ unsafe impl Sync for Global {}
 static G: Global = Global {
     machine: UnsafeCell::new(None),
     input: UnsafeCell::new(Vec::new()),
-    out: UnsafeCell::new(String::new()),
+    out: Cell::new(core::ptr::null()),
     busy: Cell::new(false),
 };
 
@@ -140,6 +142,15 @@ fn with<R: Default>(n: usize, f: impl FnOnce(&mut Option<Machine<JsHost>>, &[&st
     // SAFETY: `busy` makes this the only live reference to the machine and the input; the input
     // is not resized while busy (ff_buf refuses).
     let (m, input) = unsafe { (&mut *G.machine.get(), &*G.input.get()) };
+    let r = f(m, &split_input(input, n));
+    G.busy.set(false);
+    r
+}
+
+/// The first `n` input bytes split at 0xFF. Not inlined: one copy for every export (`with` is
+/// instantiated once per export).
+#[inline(never)]
+fn split_input(input: &[u8], n: usize) -> [&str; 16] {
     let bytes = input.get(..n).unwrap_or(&[]);
     let mut parts = [""; 16];
     for (slot, p) in parts.iter_mut().zip(bytes.split(|&b| b == 0xFF)) {
@@ -147,9 +158,7 @@ fn with<R: Default>(n: usize, f: impl FnOnce(&mut Option<Machine<JsHost>>, &[&st
         // bytes, which never occur inside UTF-8.
         *slot = unsafe { core::str::from_utf8_unchecked(p) };
     }
-    let r = f(m, &parts);
-    G.busy.set(false);
-    r
+    parts
 }
 
 /// An input buffer of `cap` bytes for the next call; 0 while a call is running.
@@ -161,16 +170,18 @@ pub extern "C" fn ff_buf(cap: usize) -> *mut u8 {
     // SAFETY: not busy: nothing borrows the input.
     let input = unsafe { &mut *G.input.get() };
     if input.len() < cap {
-        input.resize(cap, 0);
+        // A new zeroed buffer (the old bytes are spent; `resize` is bigger wasm), of the
+        // allocator's power-of-two size class, so it grows by doubling as `resize` did.
+        *input = vec![0; cap.next_power_of_two()];
     }
     input.as_mut_ptr()
 }
 
-/// Where a getter's answer is (its length is what `ff_cmd` returned).
+/// Where a getter's answer is (its length is what `ff_cmd` returned): the machine's own string,
+/// not a copy (−16 B gzip), valid until the next call, so read at once.
 #[export_name = "o"]
 pub extern "C" fn ff_out() -> *const u8 {
-    // SAFETY: read only between calls.
-    unsafe { (*G.out.get()).as_ptr() }
+    G.out.get()
 }
 
 /// Creates the tracker. Strings: the write key as a JSON string, the batch-level context JSON,
@@ -235,14 +246,8 @@ pub extern "C" fn ff_event(n: usize, kind: u32, ts: f64, skip: u32, at: f64) {
             // An explicit page() describes the page as it is now (the title may have changed).
             m.set_page([s[3], s[4], s[5]], false);
         }
-        let skip = Skip {
-            page: skip & 1 != 0,
-            campaign: skip & 2 != 0,
-            session_id: skip & 4 != 0,
-            session_start: skip & 8 != 0,
-        };
         let ms = |t: f64| (t.is_finite() && t >= 0.0).then_some(t as u64);
-        m.enqueue(kind, s[0], s[1], ms(ts), s[2], skip, ms(at));
+        m.enqueue(kind, s[0], s[1], ms(ts), s[2], Skip(skip), ms(at));
     })
 }
 
@@ -278,11 +283,8 @@ pub extern "C" fn ff_cmd(op: u32, arg: u32) -> u32 {
     with(0, |m, _| {
         let Some(m) = m else { return 0 };
         let answer = |s: &str| {
-            // SAFETY: busy: nothing else touches `out`.
-            let out = unsafe { &mut *G.out.get() };
-            out.clear();
-            out.push_str(s);
-            out.len() as u32
+            G.out.set(s.as_ptr());
+            s.len() as u32
         };
         match op {
             0 => m.start(),

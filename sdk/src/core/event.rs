@@ -24,6 +24,7 @@ pub struct Message<'a> {
     pub kind: Kind,
     /// 16 random bytes for the v4 `messageId`.
     pub message_random: [u8; 16],
+    /// A uuid (made by the core, or checked by `core::persist` when read back): written unescaped.
     pub anonymous_id: &'a str,
     /// Empty when not identified.
     pub user_id: &'a str,
@@ -37,6 +38,7 @@ pub struct Message<'a> {
     pub page_json: &'a str,
     /// `context.campaign` JSON object, or empty.
     pub campaign_json: &'a str,
+    /// A uuid like `anonymous_id`: written unescaped.
     pub session_id: &'a str,
     pub session_start: bool,
     /// The caller's `options.context` JSON object, or empty. Its keys win over ours (Segment's
@@ -45,13 +47,21 @@ pub struct Message<'a> {
     pub skip: Skip,
 }
 
-/// Which of our per-message context keys the caller's `options.context` overrides.
+/// Which of our per-message context keys the caller's `options.context` overrides: bits
+/// [`Skip::PAGE`], [`Skip::CAMPAIGN`], [`Skip::SESSION_ID`], [`Skip::SESSION_START`], as the JS
+/// edge passes them (one word, not four flags: smaller wasm).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Skip {
-    pub page: bool,
-    pub campaign: bool,
-    pub session_id: bool,
-    pub session_start: bool,
+pub struct Skip(pub u32);
+
+impl Skip {
+    pub const PAGE: u32 = 1;
+    pub const CAMPAIGN: u32 = 2;
+    pub const SESSION_ID: u32 = 4;
+    pub const SESSION_START: u32 = 8;
+
+    fn has(self, bit: u32) -> bool {
+        self.0 & bit != 0
+    }
 }
 
 /// Serializes `m`.
@@ -77,65 +87,60 @@ pub fn build(m: &Message) -> String {
     });
     o.push_str("\",\"messageId\":\"");
     ids::push_v4(&mut o, m.message_random);
-    o.push_str("\",");
-    json::push_key(&mut o, "anonymousId");
-    json::push_str(&mut o, m.anonymous_id);
+    // The anonymous id and the session id are uuids (made here, or checked when read back from
+    // storage: core::persist): nothing to escape.
+    o.push_str("\",\"anonymousId\":\"");
+    o.push_str(m.anonymous_id);
+    o.push('"');
     if !m.user_id.is_empty() {
-        o.push(',');
-        json::push_key(&mut o, "userId");
+        o.push_str(",\"userId\":");
         json::push_str(&mut o, m.user_id);
     }
     o.push_str(",\"timestamp\":\"");
     o.push_str(m.timestamp);
-    o.push_str("\",");
     match m.kind {
         Kind::Track => {
-            json::push_key(&mut o, "event");
+            o.push_str("\",\"event\":");
             json::push_str(&mut o, m.name);
             o.push_str(",\"properties\":");
         }
         Kind::Page => {
+            o.push_str("\",");
             if !m.name.is_empty() {
-                json::push_key(&mut o, "name");
+                o.push_str("\"name\":");
                 json::push_str(&mut o, m.name);
                 o.push(',');
             }
             o.push_str("\"properties\":");
         }
-        Kind::Identify => o.push_str("\"traits\":"),
+        Kind::Identify => o.push_str("\",\"traits\":"),
     }
     o.push_str(payload);
     o.push_str(",\"context\":{");
-    let mut first = true;
-    let mut sep = |o: &mut String| {
-        if !first {
-            o.push(',');
-        }
-        first = false;
-    };
-    if !m.skip.page && !m.page_json.is_empty() {
-        sep(&mut o);
+    // Every member but the caller's is written with a comma after it; the last comma is dropped.
+    if !m.skip.has(Skip::PAGE) && !m.page_json.is_empty() {
         o.push_str("\"page\":");
         o.push_str(m.page_json);
+        o.push(',');
     }
-    if !m.skip.campaign && !m.campaign_json.is_empty() {
-        sep(&mut o);
+    if !m.skip.has(Skip::CAMPAIGN) && !m.campaign_json.is_empty() {
         o.push_str("\"campaign\":");
         o.push_str(m.campaign_json);
+        o.push(',');
     }
-    if !m.skip.session_id {
-        sep(&mut o);
-        json::push_key(&mut o, "sessionId");
-        json::push_str(&mut o, m.session_id);
+    if !m.skip.has(Skip::SESSION_ID) {
+        o.push_str("\"sessionId\":\"");
+        o.push_str(m.session_id);
+        o.push_str("\",");
     }
-    if m.session_start && !m.skip.session_start {
-        sep(&mut o);
-        o.push_str("\"sessionStart\":true");
+    if m.session_start && !m.skip.has(Skip::SESSION_START) {
+        o.push_str("\"sessionStart\":true,");
     }
-    let inner = object_inner(m.user_context_json);
-    if !inner.is_empty() {
-        sep(&mut o);
-        o.push_str(inner);
+    // `JSON.stringify` members (options.context): they never end with a comma.
+    o.push_str(object_inner(m.user_context_json));
+    if o.as_bytes().last() == Some(&b',') {
+        // SAFETY: the last byte is an ASCII comma, so the rest is still UTF-8.
+        unsafe { o.as_mut_vec().pop() };
     }
     o.push_str("}}");
     o
@@ -147,7 +152,8 @@ pub fn build(m: &Message) -> String {
 pub fn object_inner(obj: &str) -> &str {
     // Byte tests, not `strip_prefix('{')`: a char pattern brings a UTF-8 encoder into the wasm.
     let inner = match obj.as_bytes() {
-        [b'{', .., b'}'] => obj.get(1..obj.len() - 1).unwrap_or(""),
+        // SAFETY: the first and last bytes are ASCII braces: 1 and len - 1 are char boundaries.
+        [b'{', .., b'}'] => unsafe { obj.get_unchecked(1..obj.len() - 1) },
         _ => "",
     };
     if inner.bytes().all(|b| b.is_ascii_whitespace()) {
@@ -271,10 +277,7 @@ mod tests {
     fn caller_context_wins() {
         let m = Message {
             user_context_json: "{\"page\":{\"path\":\"/old\"},\"ip\":\"1.2.3.4\"}",
-            skip: Skip {
-                page: true,
-                ..Skip::default()
-            },
+            skip: Skip(Skip::PAGE),
             ..base()
         };
         let v = parse(&build(&m));
@@ -282,12 +285,7 @@ mod tests {
         assert_eq!(v["context"]["ip"], "1.2.3.4");
         assert_eq!(v["context"]["sessionId"], "sess");
         // Everything skipped and an empty caller context still gives valid JSON.
-        let all = Skip {
-            page: true,
-            campaign: true,
-            session_id: true,
-            session_start: true,
-        };
+        let all = Skip(Skip::PAGE | Skip::CAMPAIGN | Skip::SESSION_ID | Skip::SESSION_START);
         let v = parse(&build(&Message {
             user_context_json: "{}",
             skip: all,

@@ -27,7 +27,8 @@ pub fn push_str(out: &mut String, s: &str) {
         };
         // `i` is at an ASCII byte, so both slices end on char boundaries. `get` rather than
         // indexing: no panic path (and no `core::fmt`) in the wasm.
-        out.push_str(s.get(start..i).unwrap_or(""));
+        // SAFETY: `start` and `i` are 0, len, or next to an ASCII byte: char boundaries.
+        out.push_str(unsafe { s.get_unchecked(start..i) });
         if esc.is_empty() {
             out.push_str("\\u00");
             out.push(HEX[(b >> 4) as usize] as char);
@@ -37,25 +38,18 @@ pub fn push_str(out: &mut String, s: &str) {
         }
         start = i + 1;
     }
-    out.push_str(s.get(start..).unwrap_or(""));
+    // SAFETY: as above.
+    out.push_str(unsafe { s.get_unchecked(start..) });
     out.push('"');
 }
 
-/// Appends a decimal unsigned integer.
-pub fn push_u64(out: &mut String, mut n: u64) {
-    let mut buf = [0u8; 20];
-    let mut used = 0;
-    for slot in buf.iter_mut().rev() {
-        *slot = b'0' + (n % 10) as u8;
-        n /= 10;
-        used += 1;
-        if n == 0 {
-            break;
-        }
+/// Appends a decimal unsigned integer (the higher digits first, by recursion: ≤ 20 deep; two
+/// loops over a digit buffer were bigger wasm).
+pub fn push_u64(out: &mut String, n: u64) {
+    if n >= 10 {
+        push_u64(out, n / 10);
     }
-    for &b in buf.iter().skip(20 - used) {
-        out.push(b as char);
-    }
+    out.push((b'0' + (n % 10) as u8) as char);
 }
 
 /// Appends a decimal signed integer.
@@ -64,13 +58,6 @@ pub fn push_i64(out: &mut String, n: i64) {
         out.push('-');
     }
     push_u64(out, n.unsigned_abs());
-}
-
-/// Appends `"key":` (key must not need escaping; it is always one of our constants).
-pub fn push_key(out: &mut String, key: &str) {
-    out.push('"');
-    out.push_str(key);
-    out.push_str("\":");
 }
 
 /// Parses a decimal `u64` with no sign, no spaces; `None` on anything else or overflow.
@@ -103,22 +90,10 @@ pub fn looks_like_object(s: &str) -> bool {
 /// helpers like this one (and `str::trim_ascii`) keep core's `char` pattern machinery (memchr,
 /// char searchers, Unicode whitespace: ~1.5 KB of wasm) out of the binary.
 pub fn split(s: &str, sep: u8, n: usize) -> impl Iterator<Item = &str> {
-    let mut rest = Some(s);
-    let mut left = n;
-    core::iter::from_fn(move || {
-        let r = rest?;
-        left = left.saturating_sub(1);
-        match r.bytes().position(|b| b == sep).filter(|_| left > 0) {
-            Some(i) => {
-                rest = r.get(i + 1..);
-                r.get(..i)
-            }
-            None => {
-                rest = None;
-                Some(r)
-            }
-        }
-    })
+    s.as_bytes()
+        .splitn(n, move |&b| b == sep)
+        // SAFETY: `sep` is ASCII (all callers), so every piece starts and ends on a char boundary.
+        .map(|p| unsafe { core::str::from_utf8_unchecked(p) })
 }
 
 #[cfg(all(test, not(target_arch = "wasm32")))]

@@ -11,7 +11,7 @@
 use super::backoff::{self, Backoff, Verdict};
 use super::event::{self, Kind, Skip};
 use super::persist::{self, QueueHeader};
-use super::queue::{Outcome, Queue, KEEPALIVE_BYTES, MAX_BATCH_BYTES, MAX_BATCH_COUNT};
+use super::queue::{Batch, Outcome, Queue, KEEPALIVE_BYTES, MAX_BATCH_BYTES, MAX_BATCH_COUNT};
 use super::session::{self, State};
 use super::{campaign, ids, json, time};
 use alloc::string::String;
@@ -95,18 +95,17 @@ impl Pool {
             host.fill_random(&mut self.buf);
             self.pos = 0;
         }
-        let mut out = [0u8; 16];
-        for (d, s) in out.iter_mut().zip(self.buf.iter().skip(self.pos)) {
-            *d = *s;
-        }
+        // SAFETY: pos + 16 <= buf.len(), checked above (a bounds-checked slice brings the panic
+        // formatter into the wasm; a zip loop is bigger).
+        let out = unsafe {
+            self.buf
+                .as_ptr()
+                .add(self.pos)
+                .cast::<[u8; 16]>()
+                .read_unaligned()
+        };
         self.pos += 16;
         out
-    }
-
-    /// The 10 random bytes of a v7 id.
-    fn bytes10(&mut self, host: &mut impl Host) -> [u8; 10] {
-        let b = self.bytes(host);
-        [b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9]]
     }
 }
 
@@ -143,8 +142,8 @@ pub struct Machine<H: Host> {
     sent_keepalive: bool,
     /// flush() promises: (mark, id) resolve once nothing queued before `mark` is left.
     waiters: Vec<(u64, u32)>,
-    /// Queues adopted at start: (updated, messages), merged oldest first by `start`.
-    adopted: Vec<(u64, Vec<String>)>,
+    /// Queues adopted at start: (updated, stored text), merged oldest first by `start`.
+    adopted: Vec<(u64, String)>,
 }
 
 impl<H: Host> Machine<H> {
@@ -193,11 +192,11 @@ impl<H: Host> Machine<H> {
     /// alone (for our own key that means a duplicated tab: the caller takes a new key);
     /// anything that is not our format is foreign and removed.
     pub fn adopt(&mut self, raw: &str, now: u64) -> u32 {
-        let Some((h, msgs)) = persist::read_queue(raw, self.cfg.max_queue) else {
+        let Some(h) = persist::read_queue_header(raw) else {
             return ADOPT_FOREIGN;
         };
         if h.closed || now.saturating_sub(h.updated) >= STALE_MS {
-            self.adopted.push((h.updated, msgs));
+            self.adopted.push((h.updated, String::from(raw)));
             ADOPT_TAKEN
         } else {
             ADOPT_KEEP
@@ -218,8 +217,10 @@ impl<H: Host> Machine<H> {
             if pos >= found.len() {
                 break;
             }
-            for m in found.swap_remove(pos).1 {
-                self.queue.push(m);
+            // The queue's cap (maxQueueSize) keeps the newest messages.
+            let raw = found.swap_remove(pos).1;
+            for m in persist::queue_lines(&raw) {
+                self.queue.push(String::from(m));
             }
         }
         if self.cfg.disabled {
@@ -243,9 +244,14 @@ impl<H: Host> Machine<H> {
         if opened {
             self.pending_campaign = campaign::key(campaign_json);
         }
-        self.page_json = String::from(page_json);
-        self.campaign_json = String::from(campaign_json);
-        self.route = String::from(route);
+        // Into the buffers already there: no new allocation per navigation, and smaller wasm
+        // than `String::from` (a loop over the three was bigger again).
+        self.page_json.clear();
+        self.page_json.push_str(page_json);
+        self.campaign_json.clear();
+        self.campaign_json.push_str(campaign_json);
+        self.route.clear();
+        self.route.push_str(route);
         changed
     }
 
@@ -286,7 +292,7 @@ impl<H: Host> Machine<H> {
             None => self.host.now(),
         };
         let campaign = core::mem::take(&mut self.pending_campaign);
-        let sid_random = self.rand.bytes10(&mut self.host);
+        let sid_random = self.rand.bytes(&mut self.host);
         let host = &mut self.host;
         let rotated = session::step(
             &mut self.state,
@@ -302,7 +308,8 @@ impl<H: Host> Machine<H> {
         // identify: the user id is set after the session step, so adopting another tab's
         // newer state cannot undo it.
         if kind == Kind::Identify {
-            self.state.user_id = String::from(name);
+            self.state.user_id.clear();
+            self.state.user_id.push_str(name);
         }
         let payload = if json::looks_like_object(payload) {
             payload
@@ -350,7 +357,7 @@ impl<H: Host> Machine<H> {
     pub fn reset(&mut self) {
         let now = self.host.now();
         let anon = ids::v4(self.rand.bytes(&mut self.host));
-        let sid = ids::v7(now, self.rand.bytes10(&mut self.host));
+        let sid = ids::v7(now, self.rand.bytes(&mut self.host));
         self.state.reset(anon, sid, now);
         self.start_pending = true;
         self.pending_campaign = 0;
@@ -539,14 +546,7 @@ impl<H: Host> Machine<H> {
         else {
             return;
         };
-        let sent_at = self.stamp(now);
-        let body = event::batch_body(
-            self.queue.messages(batch),
-            batch.bytes,
-            &sent_at,
-            &self.cfg.write_key_json,
-            &self.common_json,
-        );
+        let body = self.body(batch, now);
         self.queue.begin(batch);
         // The queue header's time doubles as a liveness signal for other tabs (STALE_MS).
         self.queue_dirty = true;
@@ -559,6 +559,18 @@ impl<H: Host> Machine<H> {
         if !self.host.send(&body, self.sent_keepalive) {
             self.answer(0, None);
         }
+    }
+
+    /// The `/v1/batch` body of `batch`, sent at `now` (one copy for send and beacon).
+    fn body(&mut self, batch: Batch, now: u64) -> String {
+        let sent_at = self.stamp(now);
+        event::batch_body(
+            self.queue.messages(batch),
+            batch.bytes,
+            &sent_at,
+            &self.cfg.write_key_json,
+            &self.common_json,
+        )
     }
 
     /// Arms the send timer for `at` unless one is due sooner.
@@ -634,14 +646,7 @@ impl<H: Host> Machine<H> {
                 .next_batch_after(after, overhead, KEEPALIVE_BYTES, MAX_BATCH_COUNT)
         {
             let now = self.host.now();
-            let sent_at = self.stamp(now);
-            let body = event::batch_body(
-                self.queue.messages(b),
-                b.bytes,
-                &sent_at,
-                &self.cfg.write_key_json,
-                &self.common_json,
-            );
+            let body = self.body(b, now);
             if !self.host.beacon(&body) {
                 self.host.warn(WARN_BEACON);
                 break;
@@ -955,6 +960,47 @@ mod tests {
         let all: Vec<&str> = m.queue.all().collect();
         assert_eq!(all, ["{\"m\":\"stale\"}", "{\"m\":\"closed\"}"]);
         assert_eq!(m.host.sent.len(), 1, "adopted events go out at once");
+    }
+
+    #[test]
+    fn adopted_queues_over_max_queue_size_keep_the_newest_messages() {
+        let now = 1_700_000_000_000;
+        let mut m = Machine::new(
+            Page {
+                now,
+                ..Page::default()
+            },
+            Config {
+                max_queue: 3,
+                ..cfg(100)
+            },
+            "{}".into(),
+        );
+        let msgs = |from: u32| {
+            (from..from + 3)
+                .map(|i| format!("{{\"i\":{i}}}"))
+                .collect::<Vec<_>>()
+        };
+        let (old, new) = (msgs(0), msgs(3));
+        let q = |updated: u64, msgs: &[String]| {
+            let mut lines: Vec<&str> = msgs.iter().map(String::as_str).collect();
+            lines.insert(1, "torn {");
+            persist::write_queue(
+                QueueHeader {
+                    updated,
+                    closed: true,
+                },
+                lines.into_iter(),
+                0,
+            )
+        };
+        // The newer queue first: adoption order does not matter, the older is queued first.
+        assert_eq!(m.adopt(&q(now - 1_000, &new), now), ADOPT_TAKEN);
+        assert_eq!(m.adopt(&q(now - 2_000, &old), now), ADOPT_TAKEN);
+        m.set_page(PAGE, true);
+        m.start();
+        let all: Vec<&str> = m.queue.all().collect();
+        assert_eq!(all, ["{\"i\":3}", "{\"i\":4}", "{\"i\":5}"]);
     }
 
     #[test]

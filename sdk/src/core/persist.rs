@@ -131,15 +131,20 @@ pub fn read_queue_header(raw: &str) -> Option<QueueHeader> {
     Some(QueueHeader { updated, closed })
 }
 
+/// The messages of a stored queue (whose header [`read_queue_header`] read) that look intact:
+/// lines that are not one JSON object, or are over the size cap, are skipped. What a tab
+/// adopting the queue takes (its own queue's cap then keeps the newest: [`read_queue`]'s `max`).
+pub fn queue_lines(raw: &str) -> impl Iterator<Item = &str> {
+    json::split(raw, b'\n', usize::MAX)
+        .skip(1)
+        .filter(|l| l.len() <= MAX_LINE && json::looks_like_object(l))
+}
+
 /// Parses a stored queue: the header and the messages that look intact (lines that are not one
 /// JSON object, or are over the size cap, are skipped). Keeps at most the newest `max` messages.
 pub fn read_queue(raw: &str, max: usize) -> Option<(QueueHeader, Vec<String>)> {
     let header = read_queue_header(raw)?;
-    let mut msgs: Vec<String> = json::split(raw, b'\n', usize::MAX)
-        .skip(1)
-        .filter(|l| l.len() <= MAX_LINE && json::looks_like_object(l))
-        .map(String::from)
-        .collect();
+    let mut msgs: Vec<String> = queue_lines(raw).map(String::from).collect();
     let excess = msgs.len().saturating_sub(max);
     if excess > 0 {
         msgs = msgs.split_off(excess);

@@ -124,7 +124,8 @@ impl Queue {
             self.dropped += 1;
             return false;
         }
-        while self.len() >= self.max_items {
+        // Full: the oldest goes (one is enough: this is the only way in, one message at a time).
+        if self.len() >= self.max_items {
             self.pop_front();
             self.dropped += 1;
         }

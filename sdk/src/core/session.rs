@@ -80,14 +80,14 @@ impl State {
     /// wins for the whole state, so another tab's `reset`, `identify` or `optOut` arrives too.
     /// Not on a tie: then `stored` is most likely our own earlier write, and our unsaved changes
     /// (say, an `identify` in this task) must survive. Returns true when something changed.
-    pub fn adopt(&mut self, stored: &State) -> bool {
+    pub fn adopt(&mut self, stored: State) -> bool {
         if stored.anonymous_id.is_empty()
             || stored.last_activity <= self.last_activity
-            || stored == self
+            || stored == *self
         {
             return false;
         }
-        *self = stored.clone();
+        *self = stored;
         true
     }
 
@@ -129,7 +129,7 @@ pub fn step(
     let mut why = state.rotation(now, cfg, campaign);
     if why.is_some() {
         if let Some(stored) = fresh() {
-            if state.adopt(&stored) {
+            if state.adopt(stored) {
                 why = state.rotation(now, cfg, campaign);
             }
         }
@@ -350,20 +350,20 @@ mod tests {
             anonymous_id: "anon2".into(),
             ..live("s2", T0 + 1, T0 + 1)
         };
-        assert!(mine.adopt(&reset_elsewhere));
+        assert!(mine.adopt(reset_elsewhere));
         assert_eq!(mine.anonymous_id, "anon2");
         assert_eq!(mine.user_id, "");
         assert!(
-            !mine.adopt(&State::default()),
+            !mine.adopt(State::default()),
             "empty stored state is never adopted"
         );
-        assert!(!mine.adopt(&mine.clone()));
+        assert!(!mine.adopt(mine.clone()));
         // A tie is our own earlier write: unsaved changes win.
         let mut fresh = State {
             user_id: "u2".into(),
             ..live("s", T0, T0)
         };
-        assert!(!fresh.adopt(&live("s", T0, T0)));
+        assert!(!fresh.adopt(live("s", T0, T0)));
         assert_eq!(fresh.user_id, "u2");
     }
 
