@@ -5,7 +5,7 @@
 //! properties/traits/options.context (json.js), and wiring the edges (options.js, storage.js,
 //! transport.js, context.js, autocapture.js) to the wasm, which holds every rule (core/machine.rs). One wasm
 //! call per track(). Nothing but our TypeErrors reaches the page.
-import { instantiate, fillRandom, iso } from './wasm.js';
+import { instantiate, fillRandom, iso, write } from './wasm.js';
 import { openStore, tabId } from './storage.js';
 import { post, beacon } from './transport.js';
 import { page, common, privacySignal } from './context.js';
@@ -109,7 +109,7 @@ async function create(options) {
   // rand, load, take, save, send (POST), beacon, timer, micro(task), warn, settled.
   const env = {
     n: Date.now,
-    i: safe((t, p) => b.enc.encodeInto(iso(t), b.view().subarray(p, p + 24)).written),
+    i: safe((t, p) => write(b.view(), p, iso(t)) - p),
     r: safe((p, n) => fillRandom(b.view().subarray(p, p + n))),
     l: safe(() => {
       const s = store.read();

@@ -1,6 +1,6 @@
 //! Browser tests of the JS edges (headless Chromium via `wasm-pack test --headless --chrome`):
 //! storage round trips and fallbacks, cookie attributes, the stored-queue listing, the random
-//! fill, the timestamps, option TypeErrors and a throwing `fetch`/`sendBeacon`. The edges are the real files of
+//! fill, the timestamps, the string writer of the wasm edge, option TypeErrors and a throwing `fetch`/`sendBeacon`. The edges are the real files of
 //! sdk/js, imported as ES modules; the stored formats are the core's (`core::persist`). All tests
 //! of this file share one page, so none of them breaks the page's storage (that is
 //! `hostile.rs`'s job, in its own page).
@@ -54,6 +54,7 @@ extern "C" {
     #[wasm_bindgen(js_name = fillRandom)]
     fn fill_random(a: &js_sys::Uint8Array);
     fn iso(ms: f64) -> String;
+    fn write(b: &js_sys::Uint8Array, o: u32, s: &str) -> u32;
 }
 
 #[wasm_bindgen(module = "/js/transport.js")]
@@ -326,4 +327,48 @@ fn a_throwing_fetch_or_beacon_is_a_network_error_not_an_exception() {
     Object::define_property(nav.unchecked_ref::<Object>(), &"sendBeacon".into(), &desc);
     assert!(!beacon("http://127.0.0.1:9/v1/batch", "{}"));
     Reflect::delete_property(nav.unchecked_ref::<Object>(), &"sendBeacon".into()).unwrap();
+}
+
+/// The edge's string writer (js/wasm.js `write`: short ASCII strings byte by byte, the rest by
+/// `TextEncoder.encodeInto`) writes exactly the UTF-8 of the string, at the offset it is given,
+/// and nothing past its end.
+#[wasm_bindgen_test]
+fn the_string_writer_writes_exactly_the_utf8_of_the_string() {
+    let long_ascii = "x".repeat(63) + "y";
+    let long_then_wide = "a".repeat(70) + "é€😀";
+    let cases = [
+        "",
+        "evt",
+        "{\"i\":1234}",
+        "é",
+        "ascii then é",
+        "€ first",
+        "😀 astral",
+        "a\u{0}b\u{7f}c",
+        long_ascii.as_str(),
+        long_then_wide.as_str(),
+    ];
+    for s in cases {
+        let want = s.as_bytes();
+        for at in [0u32, 5] {
+            let b = js_sys::Uint8Array::new_with_length(at + want.len() as u32 + 8);
+            b.fill(0xAB, 0, b.length());
+            let end = write(&b, at, s);
+            assert_eq!(end, at + want.len() as u32, "end for {s:?} at {at}");
+            let got = b.to_vec();
+            assert_eq!(
+                &got[at as usize..end as usize],
+                want,
+                "bytes of {s:?} at {at}"
+            );
+            assert!(
+                got[..at as usize].iter().all(|&x| x == 0xAB),
+                "before {s:?}"
+            );
+            assert!(
+                got[end as usize..].iter().all(|&x| x == 0xAB),
+                "after {s:?}"
+            );
+        }
+    }
 }
