@@ -279,6 +279,8 @@ type Fields<'a> = Obj<'a, Json<'a>>;
 pub struct TopLevel<'a> {
     pub fields: RawObject<'a>,
     batch: Option<Batch<'a>>,
+    /// The `context` field's members, when it is an object `split_body` split on the way.
+    context: Option<RawObject<'a>>,
 }
 
 impl<'a> TopLevel<'a> {
@@ -291,6 +293,31 @@ impl<'a> TopLevel<'a> {
                 Some(elements) => Ok(Some(elements)),
                 None => Ok(parse_array(raw, body)?.map(|b| Batch(Elements::Raw(b)))),
             },
+        }
+    }
+
+    /// Removes the `context` field: `Ok` with its fields when it is an object (as
+    /// `split_object` with `Mode::Scan` splits it), `Err` with its text when it is not.
+    pub fn take_context(
+        &mut self,
+        body: &Body<'_>,
+    ) -> Result<Option<Result<RawObject<'a>, RawVal<'a>>>, BodyError> {
+        match self.fields.remove(&key("context")) {
+            None => Ok(None),
+            Some(raw) if raw.get().starts_with('{') => match self.context.take() {
+                Some(split) => Ok(Some(Ok(split))),
+                None => Ok(Some(Ok(split_object(raw, body, Mode::Scan)?))),
+            },
+            Some(raw) => Ok(Some(Err(raw))),
+        }
+    }
+
+    /// The top level as one message (a single-message endpoint's body), with its `context`
+    /// when that was split on the way.
+    pub fn into_message(self) -> Message<'a> {
+        Message {
+            fields: self.fields,
+            context: self.context,
         }
     }
 }
@@ -360,6 +387,7 @@ pub fn parse_body_in_passes<'a>(text: &'a str, body: &Body<'_>) -> Result<TopLev
     Ok(TopLevel {
         fields,
         batch: None,
+        context: None,
     })
 }
 
@@ -2016,6 +2044,43 @@ mod tests {
         let mut o = DEFAULT;
         o.max = usize::MAX;
         same(&wrap(&all), &o);
+    }
+
+    /// A top-level `context` (a single message's, a batch's shared one) the one-pass check
+    /// splits, and those it leaves to be split later (not an object, an escaped or too long
+    /// key, a duplicate key inside it): the same lines either way.
+    #[test]
+    fn top_level_context_split_in_one_pass_or_later_matches_the_reference() {
+        let long = "k".repeat(usize::from(u16::MAX) + 1);
+        let contexts = [
+            r#"{"ip":"1.2.3.4","a":[1, 2],"userAgent":"Googlebot/2.1"}"#.to_string(),
+            r#"{"b":{"y":1,"x":2},"a":-0,"c":1.5,"d":"\/"}"#.to_string(),
+            r#"{"a":1,"a":2}"#.to_string(),
+            r#"{"a":7e920,"a":2}"#.to_string(),
+            r#"{"\u0061":1}"#.to_string(),
+            format!(r#"{{"{long}":1}}"#),
+            r#"{ }"#.to_string(),
+            r#"{"context":{"b":1,"a":2}}"#.to_string(),
+            "null".to_string(),
+            "[1]".to_string(),
+            "\"x\"".to_string(),
+        ];
+        let mut track = DEFAULT;
+        track.implied = Some(MessageType::Track);
+        for c in &contexts {
+            let one = format!(r#"{{"type":"track","event":"e","userId":"u","context":{c}}}"#);
+            same(&one, &track);
+            let msg = r#"{"type":"track","event":"e","userId":"u","messageId":"m"}"#;
+            same(&format!(r#"{{"batch":[{msg}],"context":{c}}}"#), &DEFAULT);
+            same(&format!(r#"{{"context":{c},"batch":[{msg}]}}"#), &DEFAULT);
+        }
+        // The first is split in the one pass; the one with an escaped key is not.
+        let split = |c: &str| {
+            top_level::split_body(&format!(r#"{{"type":"track","context":{c}}}"#))
+                .is_some_and(|top| top.context.is_some())
+        };
+        assert!(split(&contexts[0]));
+        assert!(!split(&contexts[4]));
     }
 
     /// serde_json's private RawValue marker is an ordinary key here (found by the line_pipeline
