@@ -27,7 +27,7 @@ use serde_json::value::RawValue;
 use time::OffsetDateTime;
 
 use crate::bots::is_bot;
-use crate::enrich::{anonymise_ip, format_rfc3339_ms, write_rfc3339_ms};
+use crate::enrich::{anonymise_ip, format_rfc3339_ms, rfc3339_ms_ascii, write_rfc3339_ms};
 use crate::validate::{parse_timestamp, MessageType, RuleViolation, MAX_MESSAGE_ID_CHARS};
 
 /// Depth a raw value may reach below its position before the body is re-checked by the reference
@@ -985,15 +985,44 @@ fn ip_json(ip: IpAddr) -> String {
     out
 }
 
-/// `json_string(&format_rfc3339_ms(t)?)` in one allocation: the text is ASCII digits, signs and
+/// `json_string(&format_rfc3339_ms(t)?)`, on the stack when the year has four digits (a
+/// corrected timestamp per batch message: no allocation). The text is ASCII digits, signs and
 /// separators, which JSON writes as they are.
-fn time_json(t: OffsetDateTime) -> Option<String> {
-    let mut out = String::with_capacity(26);
-    out.push('"');
-    write_rfc3339_ms(t, &mut out)?;
-    out.push('"');
-    debug_assert_eq!(out, json_string(&out[1..out.len() - 1]));
-    Some(out)
+fn time_json(t: OffsetDateTime) -> Option<TimeJson> {
+    let json = match rfc3339_ms_ascii(t) {
+        Some(text) => {
+            let mut b = [b'"'; 26];
+            b[1..25].copy_from_slice(&text);
+            TimeJson::Short(b)
+        }
+        None => {
+            let mut out = String::with_capacity(26);
+            out.push('"');
+            write_rfc3339_ms(t, &mut out)?;
+            out.push('"');
+            TimeJson::Long(out)
+        }
+    };
+    debug_assert_eq!(
+        json.as_bytes(),
+        json_string(&format_rfc3339_ms(t)?).as_bytes()
+    );
+    Some(json)
+}
+
+/// `time_json`'s text.
+enum TimeJson {
+    Short([u8; 26]),
+    Long(String),
+}
+
+impl TimeJson {
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            TimeJson::Short(b) => b,
+            TimeJson::Long(s) => s.as_bytes(),
+        }
+    }
 }
 
 fn json_string(s: &str) -> String {
@@ -1478,7 +1507,7 @@ fn validate(
 #[derive(Debug, Clone, Copy)]
 enum Edit<'e> {
     /// This canonical text, in place of the field's value or, when absent, where the key sorts.
-    Set(&'e str),
+    Set(&'e [u8]),
     /// Left out, whatever the field held.
     Remove,
     /// The field as it is, when present.
@@ -1513,7 +1542,11 @@ fn put_edit(
     nested: &mut impl FnMut(&mut Vec<u8>),
 ) {
     match (edit, kept) {
-        (Edit::Set(v), _) | (Edit::Keep, Some(v)) => {
+        (Edit::Set(v), _) => {
+            put_key(out, first, k, true);
+            out.extend_from_slice(v);
+        }
+        (Edit::Keep, Some(v)) => {
             put_key(out, first, k, true);
             out.extend_from_slice(v.as_bytes());
         }
@@ -1636,7 +1669,7 @@ fn enrich<'a>(
         ip_json(ip)
     });
     let ip_edit = match (&supplied_ip_json, &req.client_ip_json) {
-        (Some(text), _) | (None, Some(text)) => Edit::Set(text),
+        (Some(text), _) | (None, Some(text)) => Edit::Set(text.as_bytes()),
         (None, None) => {
             debug_assert!(req.client_ip.is_none());
             Edit::Remove
@@ -1656,7 +1689,7 @@ fn enrich<'a>(
     // An agent the request holds (the header's, the batch context's) is judged once per request.
     let (ua_edit, ua, verdict) = match (has_ua, &req.user_agent_json) {
         (false, Some(header)) => (
-            Edit::Set(header),
+            Edit::Set(header.as_bytes()),
             Some(header.as_str()),
             Some(&req.header_agent_bot),
         ),
@@ -1679,7 +1712,7 @@ fn enrich<'a>(
     };
     let bot = is_bot || own_bot.or(batch_bot).is_some_and(|b| b.as_str() == "true");
     let bot_edit = if is_bot {
-        Edit::Set("true")
+        Edit::Set(b"true")
     } else {
         Edit::Keep
     };
@@ -1703,7 +1736,7 @@ fn enrich<'a>(
                 .filter(|j| j.starts_with('"'))
                 .map(|j| (j, t))
         });
-    let corrected: Option<String>;
+    let corrected: Option<TimeJson>;
     let (original_edit, timestamp_edit) = match (client_ts, sent_at.as_ref().and_then(|(_, t)| *t))
     {
         (Some((raw, Some(ts))), Some(sent)) => {
@@ -1712,15 +1745,19 @@ fn enrich<'a>(
                 .and_then(|skewed| req.received_at.checked_add(skewed))
                 .and_then(time_json);
             (
-                Edit::Set(raw),
-                Edit::Set(corrected.as_deref().unwrap_or(raw)),
+                Edit::Set(raw.as_bytes()),
+                Edit::Set(
+                    corrected
+                        .as_ref()
+                        .map_or(raw.as_bytes(), TimeJson::as_bytes),
+                ),
             )
         }
-        (Some((raw, _)), _) => (Edit::Keep, Edit::Set(raw)),
-        (None, _) => (Edit::Keep, Edit::Set(&req.received)),
+        (Some((raw, _)), _) => (Edit::Keep, Edit::Set(raw.as_bytes())),
+        (None, _) => (Edit::Keep, Edit::Set(req.received.as_bytes())),
     };
     let sent_edit = match sent_at {
-        Some((j, _)) => Edit::Set(j),
+        Some((j, _)) => Edit::Set(j.as_bytes()),
         None => Edit::Keep,
     };
 
@@ -1731,7 +1768,10 @@ fn enrich<'a>(
         _ => {
             let id = uuid::Uuid::new_v4().to_string();
             generated_id = Some(json_string(&id));
-            (id, Edit::Set(generated_id.as_deref().unwrap_or_default()))
+            (
+                id,
+                Edit::Set(generated_id.as_deref().unwrap_or_default().as_bytes()),
+            )
         }
     };
 
@@ -1739,9 +1779,9 @@ fn enrich<'a>(
         ("context", Edit::Nested),
         ("messageId", id_edit),
         ("originalTimestamp", original_edit),
-        ("receivedAt", Edit::Set(&req.received)),
+        ("receivedAt", Edit::Set(req.received.as_bytes())),
         ("sentAt", sent_edit),
-        ("source", Edit::Set(&req.source_json)),
+        ("source", Edit::Set(req.source_json.as_bytes())),
         ("timestamp", timestamp_edit),
         ("writeKey", Edit::Remove),
     ];
