@@ -259,13 +259,16 @@ pub type RawObject<'a> = Obj<'a, RawVal<'a>>;
 #[derive(Debug, Clone)]
 pub enum Json<'a> {
     Raw(&'a str),
+    /// A string without a backslash, as the body wrote it: the text between its quotes is the
+    /// string (`string_of` takes it without looking; the one-pass check judged it so).
+    Plain(&'a str),
     Owned(String),
 }
 
 impl Json<'_> {
     pub fn as_str(&self) -> &str {
         match self {
-            Json::Raw(s) => s,
+            Json::Raw(s) | Json::Plain(s) => s,
             Json::Owned(s) => s,
         }
     }
@@ -536,6 +539,7 @@ fn canon<'a>(raw: RawVal<'a>, body: &Body<'_>) -> Result<Json<'a>, BodyError> {
     };
     match judged {
         Scan::Canonical => return Ok(Json::Raw(raw.text)),
+        Scan::PlainString => return Ok(Json::Plain(raw.text)),
         Scan::NotCanonical => {}
         Scan::TooDeep | Scan::Unknown => body.check()?,
     }
@@ -613,6 +617,8 @@ const _: () = assert!(
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Scan {
     Canonical,
+    /// Canonical, and a string without a backslash (`Json::Plain`).
+    PlainString,
     NotCanonical,
     TooDeep,
     /// Skipped over without judging (see `Mode::Skip`); `canon` scans it when asked.
@@ -1301,6 +1307,10 @@ fn is_null(v: Option<&Json<'_>>) -> bool {
 
 fn string_of<'j>(v: Option<&'j Json<'_>>) -> Result<Option<Cow<'j, str>>, BodyError> {
     match v {
+        Some(Json::Plain(s)) => {
+            debug_assert_eq!(as_string(s), Ok(Some(Cow::Borrowed(&s[1..s.len() - 1]))));
+            Ok(Some(Cow::Borrowed(&s[1..s.len() - 1])))
+        }
         Some(j) => as_string(j.as_str()),
         None => Ok(None),
     }
@@ -2121,6 +2131,45 @@ mod tests {
         };
         assert!(split(&contexts[0]));
         assert!(!split(&contexts[4]));
+    }
+
+    /// Strings `validate` and `enrich` read, with and without escapes (`Json::Plain` is a
+    /// string without a backslash, taken as it is), in a batch element and as a single message.
+    #[test]
+    fn strings_read_with_and_without_escapes_match_the_reference() {
+        let cases = [
+            ("type", r#""tr\u0061ck""#),
+            ("event", r#""\u0065""#),
+            ("event", r#""e\/f""#),
+            ("userId", r#""u\n""#),
+            ("userId", r#""""#),
+            ("messageId", r#""m\"""#),
+            ("messageId", r#""""#),
+            ("messageId", r#""é""#),
+            ("timestamp", r#""2024-05-01T10:00:00.000\u005a""#),
+            ("timestamp", r#""2024-05-01T10:00:00.000Z""#),
+            ("sentAt", r#""2024-05-01T10:00:05.000\u005A""#),
+            ("anonymousId", r#""\\""#),
+        ];
+        let mut track = DEFAULT;
+        track.implied = Some(MessageType::Track);
+        for (k, v) in cases {
+            let base = [
+                ("type", r#""track""#),
+                ("event", r#""e""#),
+                ("userId", r#""u""#),
+                ("messageId", r#""m""#),
+            ];
+            let mut fields: Vec<String> = base
+                .iter()
+                .filter(|(b, _)| *b != k)
+                .map(|(b, bv)| format!(r#""{b}":{bv}"#))
+                .collect();
+            fields.push(format!(r#""{k}":{v}"#));
+            let msg = format!("{{{}}}", fields.join(","));
+            same(&wrap(&[&msg]), &DEFAULT);
+            same(&msg, &track);
+        }
     }
 
     /// serde_json's private RawValue marker is an ordinary key here (found by the line_pipeline

@@ -92,15 +92,7 @@ pub(super) fn split_body(text: &str) -> Option<TopLevel<'_>> {
                     c.value(DEPTH_BUDGET, false)?;
                     Scan::Unknown
                 }
-                _ => {
-                    c.canonical = true;
-                    c.value(DEPTH_BUDGET, true)?;
-                    if c.canonical {
-                        Scan::Canonical
-                    } else {
-                        Scan::NotCanonical
-                    }
-                }
+                _ => c.judged(DEPTH_BUDGET)?,
             };
             pairs.push((
                 Str(Cow::Borrowed(key)),
@@ -296,15 +288,7 @@ impl Checker<'_> {
                     }
                     Scan::Unknown
                 }
-                _ => {
-                    self.canonical = true;
-                    self.value(depth - 1, true)?;
-                    if self.canonical {
-                        Scan::Canonical
-                    } else {
-                        Scan::NotCanonical
-                    }
-                }
+                _ => self.judged(depth - 1)?,
             };
             out.push(Member {
                 key: offset(start),
@@ -317,6 +301,27 @@ impl Checker<'_> {
                 return Some(plain);
             }
         }
+    }
+
+    /// A member's value at `i`, checked as `value` checks it and judged; a string is read here,
+    /// so that one without a backslash is told apart (`Scan::PlainString`).
+    #[inline(always)]
+    fn judged(&mut self, depth: usize) -> Option<Scan> {
+        if depth > 0 && self.peek() == b'"' {
+            let (_, _, odd, any) = self.string()?;
+            return Some(match (any, odd) {
+                (false, _) => Scan::PlainString,
+                (true, false) => Scan::Canonical,
+                (true, true) => Scan::NotCanonical,
+            });
+        }
+        self.canonical = true;
+        self.value(depth, true)?;
+        Some(if self.canonical {
+            Scan::Canonical
+        } else {
+            Scan::NotCanonical
+        })
     }
 
     /// One value at `i`; `None` when it is not valid JSON or nests `depth` levels or more.
