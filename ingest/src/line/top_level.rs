@@ -324,6 +324,19 @@ impl Checker<'_> {
         })
     }
 
+    /// `value` inside a container: a string (most members and elements) is read here, without
+    /// the call.
+    #[inline(always)]
+    fn element(&mut self, depth: usize, judge: bool) -> Option<()> {
+        if depth > 0 && self.peek() == b'"' {
+            if self.string()?.2 {
+                self.canonical = false;
+            }
+            return Some(());
+        }
+        self.value(depth, judge)
+    }
+
     /// One value at `i`; `None` when it is not valid JSON or nests `depth` levels or more.
     fn value(&mut self, depth: usize, judge: bool) -> Option<()> {
         if depth == 0 {
@@ -351,7 +364,7 @@ impl Checker<'_> {
                     self.ws();
                     self.eat(b':')?;
                     self.ws();
-                    self.value(depth - 1, judge)?;
+                    self.element(depth - 1, judge)?;
                     if !self.more(b'}')? {
                         return Some(());
                     }
@@ -364,7 +377,7 @@ impl Checker<'_> {
                     return Some(());
                 }
                 loop {
-                    self.value(depth - 1, judge)?;
+                    self.element(depth - 1, judge)?;
                     if !self.more(b']')? {
                         return Some(());
                     }
