@@ -1586,22 +1586,26 @@ fn write_edited<'x, 'a: 'x>(
     let mut e = 0;
     for (k, v) in fields {
         let kb = k.0.as_bytes();
+        let mut edited = None;
         while let Some(&(ek, edit)) = edits.get(e) {
             match key_cmp(ek.as_bytes(), kb) {
                 std::cmp::Ordering::Less => {
                     put_edit(out, &mut first, ek, edit, None, &mut nested);
                     e += 1;
                 }
-                std::cmp::Ordering::Equal => break,
+                std::cmp::Ordering::Equal => {
+                    edited = Some((ek, edit));
+                    break;
+                }
                 std::cmp::Ordering::Greater => break,
             }
         }
-        match edits.get(e) {
-            Some(&(ek, edit)) if ek.as_bytes() == kb => {
+        match edited {
+            Some((ek, edit)) => {
                 put_edit(out, &mut first, ek, edit, Some(v.as_str()), &mut nested);
                 e += 1;
             }
-            _ => {
+            None => {
                 put_key(out, &mut first, &k.0, k.is_plain());
                 out.extend_from_slice(v.as_str().as_bytes());
             }
