@@ -11,7 +11,7 @@
 //! requests carrying the same id cannot both be written. Not thread-safe by design.
 
 use std::collections::{HashSet, VecDeque};
-use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher, RandomState};
+use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher, Hash, Hasher, RandomState};
 use std::time::{Duration, Instant};
 
 /// The hashed identity of one message.
@@ -64,10 +64,31 @@ impl KeyHasher {
     /// one `str`'s `Hash` ends it with), so the halves are two outputs of the keyed function at
     /// different points and a crafted collision still needs both.
     pub fn key(&self, source: &str, message_id: &str) -> DedupeKey {
+        self.source(source).key(message_id)
+    }
+
+    /// `key` for many ids of one source: the hash state after the source's part of the input,
+    /// taken once (a writer's group of lines shares its source), then carried on per id.
+    pub fn source(&self, source: &str) -> SourceKeys {
         let mut h = self.state.build_hasher();
         // Length-prefixed so ("a", "bc") and ("ab", "c") differ.
         source.len().hash(&mut h);
         source.hash(&mut h);
+        SourceKeys { after_source: h }
+    }
+}
+
+/// `KeyHasher::key` of one source (`KeyHasher::source`).
+#[derive(Debug, Clone)]
+pub struct SourceKeys {
+    after_source: DefaultHasher,
+}
+
+impl SourceKeys {
+    /// The same key as `KeyHasher::key(source, message_id)`: the same input, hashed on from the
+    /// state the source left.
+    pub fn key(&self, message_id: &str) -> DedupeKey {
+        let mut h = self.after_source.clone();
         message_id.hash(&mut h);
         let lo = h.finish();
         h.write_u8(0xff);
@@ -205,6 +226,24 @@ mod tests {
         let DedupeKey(k) = h.key("web", "m1");
         assert_ne!(k as u64, (k >> 64) as u64);
         assert_ne!(h.key("web", "m1"), KeyHasher::default().key("web", "m1"));
+    }
+
+    /// A source's key state carried on per id gives the keys `key` gives (the same input).
+    #[test]
+    fn per_source_keys_are_the_keys() {
+        let h = KeyHasher::default();
+        for source in ["", "web", "a-much-longer-source-name"] {
+            let keys = h.source(source);
+            for id in [
+                "",
+                "m1",
+                "q\"\u{e9}\n",
+                "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b",
+            ] {
+                assert_eq!(keys.key(id), h.key(source, id), "{source:?} {id:?}");
+                assert_eq!(keys.clone().key(id), keys.key(id));
+            }
+        }
     }
 
     #[test]

@@ -27,7 +27,7 @@ use serde_json::value::RawValue;
 use time::OffsetDateTime;
 
 use crate::bots::is_bot;
-use crate::enrich::{anonymise_ip, format_rfc3339_ms, write_rfc3339_ms};
+use crate::enrich::{anonymise_ip, format_rfc3339_ms, rfc3339_ms_ascii, write_rfc3339_ms};
 use crate::validate::{parse_timestamp, MessageType, RuleViolation, MAX_MESSAGE_ID_CHARS};
 
 /// Depth a raw value may reach below its position before the body is re-checked by the reference
@@ -259,13 +259,16 @@ pub type RawObject<'a> = Obj<'a, RawVal<'a>>;
 #[derive(Debug, Clone)]
 pub enum Json<'a> {
     Raw(&'a str),
+    /// A string without a backslash, as the body wrote it: the text between its quotes is the
+    /// string (`string_of` takes it without looking; the one-pass check judged it so).
+    Plain(&'a str),
     Owned(String),
 }
 
 impl Json<'_> {
     pub fn as_str(&self) -> &str {
         match self {
-            Json::Raw(s) => s,
+            Json::Raw(s) | Json::Plain(s) => s,
             Json::Owned(s) => s,
         }
     }
@@ -279,6 +282,8 @@ type Fields<'a> = Obj<'a, Json<'a>>;
 pub struct TopLevel<'a> {
     pub fields: RawObject<'a>,
     batch: Option<Batch<'a>>,
+    /// The `context` field's members, when it is an object `split_body` split on the way.
+    context: Option<RawObject<'a>>,
 }
 
 impl<'a> TopLevel<'a> {
@@ -291,6 +296,31 @@ impl<'a> TopLevel<'a> {
                 Some(elements) => Ok(Some(elements)),
                 None => Ok(parse_array(raw, body)?.map(|b| Batch(Elements::Raw(b)))),
             },
+        }
+    }
+
+    /// Removes the `context` field: `Ok` with its fields when it is an object (as
+    /// `split_object` with `Mode::Scan` splits it), `Err` with its text when it is not.
+    pub fn take_context(
+        &mut self,
+        body: &Body<'_>,
+    ) -> Result<Option<Result<RawObject<'a>, RawVal<'a>>>, BodyError> {
+        match self.fields.remove(&key("context")) {
+            None => Ok(None),
+            Some(raw) if raw.get().starts_with('{') => match self.context.take() {
+                Some(split) => Ok(Some(Ok(split))),
+                None => Ok(Some(Ok(split_object(raw, body, Mode::Scan)?))),
+            },
+            Some(raw) => Ok(Some(Err(raw))),
+        }
+    }
+
+    /// The top level as one message (a single-message endpoint's body), with its `context`
+    /// when that was split on the way.
+    pub fn into_message(self) -> Message<'a> {
+        Message {
+            fields: self.fields,
+            context: self.context,
         }
     }
 }
@@ -360,6 +390,7 @@ pub fn parse_body_in_passes<'a>(text: &'a str, body: &Body<'_>) -> Result<TopLev
     Ok(TopLevel {
         fields,
         batch: None,
+        context: None,
     })
 }
 
@@ -508,6 +539,7 @@ fn canon<'a>(raw: RawVal<'a>, body: &Body<'_>) -> Result<Json<'a>, BodyError> {
     };
     match judged {
         Scan::Canonical => return Ok(Json::Raw(raw.text)),
+        Scan::PlainString => return Ok(Json::Plain(raw.text)),
         Scan::NotCanonical => {}
         Scan::TooDeep | Scan::Unknown => body.check()?,
     }
@@ -585,6 +617,8 @@ const _: () = assert!(
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Scan {
     Canonical,
+    /// Canonical, and a string without a backslash (`Json::Plain`).
+    PlainString,
     NotCanonical,
     TooDeep,
     /// Skipped over without judging (see `Mode::Skip`); `canon` scans it when asked.
@@ -957,15 +991,44 @@ fn ip_json(ip: IpAddr) -> String {
     out
 }
 
-/// `json_string(&format_rfc3339_ms(t)?)` in one allocation: the text is ASCII digits, signs and
+/// `json_string(&format_rfc3339_ms(t)?)`, on the stack when the year has four digits (a
+/// corrected timestamp per batch message: no allocation). The text is ASCII digits, signs and
 /// separators, which JSON writes as they are.
-fn time_json(t: OffsetDateTime) -> Option<String> {
-    let mut out = String::with_capacity(26);
-    out.push('"');
-    write_rfc3339_ms(t, &mut out)?;
-    out.push('"');
-    debug_assert_eq!(out, json_string(&out[1..out.len() - 1]));
-    Some(out)
+fn time_json(t: OffsetDateTime) -> Option<TimeJson> {
+    let json = match rfc3339_ms_ascii(t) {
+        Some(text) => {
+            let mut b = [b'"'; 26];
+            b[1..25].copy_from_slice(&text);
+            TimeJson::Short(b)
+        }
+        None => {
+            let mut out = String::with_capacity(26);
+            out.push('"');
+            write_rfc3339_ms(t, &mut out)?;
+            out.push('"');
+            TimeJson::Long(out)
+        }
+    };
+    debug_assert_eq!(
+        json.as_bytes(),
+        json_string(&format_rfc3339_ms(t)?).as_bytes()
+    );
+    Some(json)
+}
+
+/// `time_json`'s text.
+enum TimeJson {
+    Short([u8; 26]),
+    Long(String),
+}
+
+impl TimeJson {
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            TimeJson::Short(b) => b,
+            TimeJson::Long(s) => s.as_bytes(),
+        }
+    }
 }
 
 fn json_string(s: &str) -> String {
@@ -1244,6 +1307,10 @@ fn is_null(v: Option<&Json<'_>>) -> bool {
 
 fn string_of<'j>(v: Option<&'j Json<'_>>) -> Result<Option<Cow<'j, str>>, BodyError> {
     match v {
+        Some(Json::Plain(s)) => {
+            debug_assert_eq!(as_string(s), Ok(Some(Cow::Borrowed(&s[1..s.len() - 1]))));
+            Ok(Some(Cow::Borrowed(&s[1..s.len() - 1])))
+        }
         Some(j) => as_string(j.as_str()),
         None => Ok(None),
     }
@@ -1450,7 +1517,7 @@ fn validate(
 #[derive(Debug, Clone, Copy)]
 enum Edit<'e> {
     /// This canonical text, in place of the field's value or, when absent, where the key sorts.
-    Set(&'e str),
+    Set(&'e [u8]),
     /// Left out, whatever the field held.
     Remove,
     /// The field as it is, when present.
@@ -1485,7 +1552,11 @@ fn put_edit(
     nested: &mut impl FnMut(&mut Vec<u8>),
 ) {
     match (edit, kept) {
-        (Edit::Set(v), _) | (Edit::Keep, Some(v)) => {
+        (Edit::Set(v), _) => {
+            put_key(out, first, k, true);
+            out.extend_from_slice(v);
+        }
+        (Edit::Keep, Some(v)) => {
             put_key(out, first, k, true);
             out.extend_from_slice(v.as_bytes());
         }
@@ -1515,22 +1586,26 @@ fn write_edited<'x, 'a: 'x>(
     let mut e = 0;
     for (k, v) in fields {
         let kb = k.0.as_bytes();
+        let mut edited = None;
         while let Some(&(ek, edit)) = edits.get(e) {
             match key_cmp(ek.as_bytes(), kb) {
                 std::cmp::Ordering::Less => {
                     put_edit(out, &mut first, ek, edit, None, &mut nested);
                     e += 1;
                 }
-                std::cmp::Ordering::Equal => break,
+                std::cmp::Ordering::Equal => {
+                    edited = Some((ek, edit));
+                    break;
+                }
                 std::cmp::Ordering::Greater => break,
             }
         }
-        match edits.get(e) {
-            Some(&(ek, edit)) if ek.as_bytes() == kb => {
+        match edited {
+            Some((ek, edit)) => {
                 put_edit(out, &mut first, ek, edit, Some(v.as_str()), &mut nested);
                 e += 1;
             }
-            _ => {
+            None => {
                 put_key(out, &mut first, &k.0, k.is_plain());
                 out.extend_from_slice(v.as_str().as_bytes());
             }
@@ -1608,7 +1683,7 @@ fn enrich<'a>(
         ip_json(ip)
     });
     let ip_edit = match (&supplied_ip_json, &req.client_ip_json) {
-        (Some(text), _) | (None, Some(text)) => Edit::Set(text),
+        (Some(text), _) | (None, Some(text)) => Edit::Set(text.as_bytes()),
         (None, None) => {
             debug_assert!(req.client_ip.is_none());
             Edit::Remove
@@ -1628,7 +1703,7 @@ fn enrich<'a>(
     // An agent the request holds (the header's, the batch context's) is judged once per request.
     let (ua_edit, ua, verdict) = match (has_ua, &req.user_agent_json) {
         (false, Some(header)) => (
-            Edit::Set(header),
+            Edit::Set(header.as_bytes()),
             Some(header.as_str()),
             Some(&req.header_agent_bot),
         ),
@@ -1651,7 +1726,7 @@ fn enrich<'a>(
     };
     let bot = is_bot || own_bot.or(batch_bot).is_some_and(|b| b.as_str() == "true");
     let bot_edit = if is_bot {
-        Edit::Set("true")
+        Edit::Set(b"true")
     } else {
         Edit::Keep
     };
@@ -1675,7 +1750,7 @@ fn enrich<'a>(
                 .filter(|j| j.starts_with('"'))
                 .map(|j| (j, t))
         });
-    let corrected: Option<String>;
+    let corrected: Option<TimeJson>;
     let (original_edit, timestamp_edit) = match (client_ts, sent_at.as_ref().and_then(|(_, t)| *t))
     {
         (Some((raw, Some(ts))), Some(sent)) => {
@@ -1684,15 +1759,19 @@ fn enrich<'a>(
                 .and_then(|skewed| req.received_at.checked_add(skewed))
                 .and_then(time_json);
             (
-                Edit::Set(raw),
-                Edit::Set(corrected.as_deref().unwrap_or(raw)),
+                Edit::Set(raw.as_bytes()),
+                Edit::Set(
+                    corrected
+                        .as_ref()
+                        .map_or(raw.as_bytes(), TimeJson::as_bytes),
+                ),
             )
         }
-        (Some((raw, _)), _) => (Edit::Keep, Edit::Set(raw)),
-        (None, _) => (Edit::Keep, Edit::Set(&req.received)),
+        (Some((raw, _)), _) => (Edit::Keep, Edit::Set(raw.as_bytes())),
+        (None, _) => (Edit::Keep, Edit::Set(req.received.as_bytes())),
     };
     let sent_edit = match sent_at {
-        Some((j, _)) => Edit::Set(j),
+        Some((j, _)) => Edit::Set(j.as_bytes()),
         None => Edit::Keep,
     };
 
@@ -1703,7 +1782,10 @@ fn enrich<'a>(
         _ => {
             let id = uuid::Uuid::new_v4().to_string();
             generated_id = Some(json_string(&id));
-            (id, Edit::Set(generated_id.as_deref().unwrap_or_default()))
+            (
+                id,
+                Edit::Set(generated_id.as_deref().unwrap_or_default().as_bytes()),
+            )
         }
     };
 
@@ -1711,9 +1793,9 @@ fn enrich<'a>(
         ("context", Edit::Nested),
         ("messageId", id_edit),
         ("originalTimestamp", original_edit),
-        ("receivedAt", Edit::Set(&req.received)),
+        ("receivedAt", Edit::Set(req.received.as_bytes())),
         ("sentAt", sent_edit),
-        ("source", Edit::Set(&req.source_json)),
+        ("source", Edit::Set(req.source_json.as_bytes())),
         ("timestamp", timestamp_edit),
         ("writeKey", Edit::Remove),
     ];
@@ -2016,6 +2098,82 @@ mod tests {
         let mut o = DEFAULT;
         o.max = usize::MAX;
         same(&wrap(&all), &o);
+    }
+
+    /// A top-level `context` (a single message's, a batch's shared one) the one-pass check
+    /// splits, and those it leaves to be split later (not an object, an escaped or too long
+    /// key, a duplicate key inside it): the same lines either way.
+    #[test]
+    fn top_level_context_split_in_one_pass_or_later_matches_the_reference() {
+        let long = "k".repeat(usize::from(u16::MAX) + 1);
+        let contexts = [
+            r#"{"ip":"1.2.3.4","a":[1, 2],"userAgent":"Googlebot/2.1"}"#.to_string(),
+            r#"{"b":{"y":1,"x":2},"a":-0,"c":1.5,"d":"\/"}"#.to_string(),
+            r#"{"a":1,"a":2}"#.to_string(),
+            r#"{"a":7e920,"a":2}"#.to_string(),
+            r#"{"\u0061":1}"#.to_string(),
+            format!(r#"{{"{long}":1}}"#),
+            r#"{ }"#.to_string(),
+            r#"{"context":{"b":1,"a":2}}"#.to_string(),
+            "null".to_string(),
+            "[1]".to_string(),
+            "\"x\"".to_string(),
+        ];
+        let mut track = DEFAULT;
+        track.implied = Some(MessageType::Track);
+        for c in &contexts {
+            let one = format!(r#"{{"type":"track","event":"e","userId":"u","context":{c}}}"#);
+            same(&one, &track);
+            let msg = r#"{"type":"track","event":"e","userId":"u","messageId":"m"}"#;
+            same(&format!(r#"{{"batch":[{msg}],"context":{c}}}"#), &DEFAULT);
+            same(&format!(r#"{{"context":{c},"batch":[{msg}]}}"#), &DEFAULT);
+        }
+        // The first is split in the one pass; the one with an escaped key is not.
+        let split = |c: &str| {
+            top_level::split_body(&format!(r#"{{"type":"track","context":{c}}}"#))
+                .is_some_and(|top| top.context.is_some())
+        };
+        assert!(split(&contexts[0]));
+        assert!(!split(&contexts[4]));
+    }
+
+    /// Strings `validate` and `enrich` read, with and without escapes (`Json::Plain` is a
+    /// string without a backslash, taken as it is), in a batch element and as a single message.
+    #[test]
+    fn strings_read_with_and_without_escapes_match_the_reference() {
+        let cases = [
+            ("type", r#""tr\u0061ck""#),
+            ("event", r#""\u0065""#),
+            ("event", r#""e\/f""#),
+            ("userId", r#""u\n""#),
+            ("userId", r#""""#),
+            ("messageId", r#""m\"""#),
+            ("messageId", r#""""#),
+            ("messageId", r#""é""#),
+            ("timestamp", r#""2024-05-01T10:00:00.000\u005a""#),
+            ("timestamp", r#""2024-05-01T10:00:00.000Z""#),
+            ("sentAt", r#""2024-05-01T10:00:05.000\u005A""#),
+            ("anonymousId", r#""\\""#),
+        ];
+        let mut track = DEFAULT;
+        track.implied = Some(MessageType::Track);
+        for (k, v) in cases {
+            let base = [
+                ("type", r#""track""#),
+                ("event", r#""e""#),
+                ("userId", r#""u""#),
+                ("messageId", r#""m""#),
+            ];
+            let mut fields: Vec<String> = base
+                .iter()
+                .filter(|(b, _)| *b != k)
+                .map(|(b, bv)| format!(r#""{b}":{bv}"#))
+                .collect();
+            fields.push(format!(r#""{k}":{v}"#));
+            let msg = format!("{{{}}}", fields.join(","));
+            same(&wrap(&[&msg]), &DEFAULT);
+            same(&msg, &track);
+        }
     }
 
     /// serde_json's private RawValue marker is an ordinary key here (found by the line_pipeline

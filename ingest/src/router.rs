@@ -422,7 +422,7 @@ async fn handle<'a>(
 /// A request's messages before they are split: a batch's raw elements, or the one message.
 enum Items<'a> {
     Batch(line::Batch<'a>),
-    One(Option<line::RawObject<'a>>),
+    One(Option<line::Message<'a>>),
 }
 
 impl Items<'_> {
@@ -548,13 +548,11 @@ fn encode_checked<'a>(
                     settings.limits.max_batch_messages
                 )));
             }
-            let context = match top.fields.remove(&field("context")) {
+            let context = match top.take_context(body).map_err(bad)? {
                 None => None,
-                Some(raw) if is_null(raw) => None,
-                Some(raw) if raw.get().starts_with('{') => {
-                    Some(line::split_object(raw, body, line::Mode::Scan).map_err(bad)?)
-                }
-                Some(_) => {
+                Some(Err(raw)) if is_null(raw) => None,
+                Some(Ok(split)) => Some(split),
+                Some(Err(_)) => {
                     return Err(IngestError::InvalidField {
                         field: "context".into(),
                         message: "context must be an object".into(),
@@ -576,7 +574,7 @@ fn encode_checked<'a>(
             };
             (Items::Batch(messages), context, sent_at, None)
         }
-        Endpoint::Single(t) => (Items::One(Some(top.fields)), None, None, Some(t)),
+        Endpoint::Single(t) => (Items::One(Some(top.into_message())), None, None, Some(t)),
     };
 
     let req = line::Request::new(RequestInputs {
@@ -603,7 +601,7 @@ fn encode_checked<'a>(
     for index in 0..items.len() {
         let item = match &mut items {
             Items::Batch(messages) => messages.message(index, body).map_err(bad)?,
-            Items::One(obj) => Ok(line::Message::from(obj.take().unwrap_or_default())),
+            Items::One(message) => Ok(message.take().unwrap_or_default()),
         };
         let result = match item {
             Ok(message) => line::process(message, implied, settings.limits.max_message_bytes, &req)

@@ -80,9 +80,47 @@ impl RuleViolation {
 
 /// Parses an ISO-8601 timestamp with an offset (RFC 3339 and the wider ISO forms).
 pub fn parse_timestamp(s: &str) -> Option<OffsetDateTime> {
+    if let Some(t) = parse_utc_ms(s) {
+        return Some(t);
+    }
     OffsetDateTime::parse(s, &Rfc3339)
         .or_else(|_| OffsetDateTime::parse(s, &Iso8601::DEFAULT))
         .ok()
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.sssZ`, the form the SDK (and `receivedAt`) writes, read without the
+/// `time` parser (~300 instructions per batch message): the time `Rfc3339` parses it to.
+/// `None` for any other text, or a value it would have to judge (a leap second, a field out of
+/// range), which `parse_timestamp` leaves to the parser.
+fn parse_utc_ms(s: &str) -> Option<OffsetDateTime> {
+    let b: &[u8; 24] = s.as_bytes().try_into().ok()?;
+    let seps = [
+        (4, b'-'),
+        (7, b'-'),
+        (10, b'T'),
+        (13, b':'),
+        (16, b':'),
+        (19, b'.'),
+        (23, b'Z'),
+    ];
+    if seps.iter().any(|&(at, c)| b[at] != c) {
+        return None;
+    }
+    let num = |from: usize, to: usize| {
+        b[from..to].iter().try_fold(0u16, |v, &c| {
+            c.is_ascii_digit().then(|| v * 10 + u16::from(c - b'0'))
+        })
+    };
+    let small = |from: usize| num(from, from + 2).and_then(|v| u8::try_from(v).ok());
+    let (year, month, day) = (num(0, 4)?, small(5)?, small(8)?);
+    let (hour, minute, second, milli) = (small(11)?, small(14)?, small(17)?, num(20, 23)?);
+    if second > 59 {
+        return None;
+    }
+    let month = time::Month::try_from(month).ok()?;
+    let date = time::Date::from_calendar_date(i32::from(year), month, day).ok()?;
+    let t = date.with_hms_milli(hour, minute, second, milli).ok()?;
+    Some(t.assume_utc())
 }
 
 /// Fields that hold timestamps written by the client.
@@ -491,5 +529,56 @@ mod tests {
         assert!(parse_timestamp("2024-05-01T10:00:00.5-05:00").is_some());
         assert!(parse_timestamp("2024-05-01T10:00:00").is_none());
         assert!(parse_timestamp("").is_none());
+    }
+
+    /// The fast path answers exactly as the `time` parser for the form it reads, and leaves
+    /// the rest to it (leap seconds, out-of-range fields, other separators or lengths).
+    #[test]
+    fn utc_ms_fast_path_matches_the_rfc3339_parser() {
+        let years = [
+            "0000", "0001", "1900", "1970", "2000", "2023", "2024", "2100", "9999",
+        ];
+        let months = ["00", "01", "02", "04", "09", "12", "13", "99"];
+        let days = ["00", "01", "28", "29", "30", "31", "32"];
+        let clocks = [
+            "00:00:00.000",
+            "23:59:59.999",
+            "10:00:00.123",
+            "24:00:00.000",
+            "23:60:00.000",
+            "23:59:60.000",
+            "23:59:60.999",
+            "12:34:56.780",
+        ];
+        let mut checked = 0;
+        for y in years {
+            for m in months {
+                for d in days {
+                    for c in clocks {
+                        for (t, z) in [("T", "Z"), ("t", "z"), ("T", "+00:00"), (" ", "Z")] {
+                            let s = format!("{y}-{m}-{d}{t}{c}{z}");
+                            let want = OffsetDateTime::parse(&s, &Rfc3339).ok();
+                            if let Some(fast) = parse_utc_ms(&s) {
+                                assert_eq!(Some(fast), want, "{s}");
+                                assert_eq!(fast.offset(), want.unwrap().offset(), "{s}");
+                                checked += 1;
+                            }
+                            let full = OffsetDateTime::parse(&s, &Rfc3339)
+                                .or_else(|_| OffsetDateTime::parse(&s, &Iso8601::DEFAULT))
+                                .ok();
+                            assert_eq!(parse_timestamp(&s), full, "{s}");
+                        }
+                    }
+                }
+            }
+        }
+        assert!(checked > 500, "{checked}");
+        for s in [
+            "2024-05-01T10:00:00.00Z",
+            "2024-05-01T10:00:00.0000Z",
+            "2024-05-01T1a:00:00.000Z",
+        ] {
+            assert_eq!(parse_utc_ms(s), None, "{s}");
+        }
     }
 }

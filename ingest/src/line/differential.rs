@@ -2,15 +2,15 @@
 //! tests and the `line_pipeline` fuzz target (`ingest/fuzz`); not part of the request path.
 //!
 //! `reference` runs a body through `validate::validate_message` + `enrich::enrich` + serde_json;
-//! `fast` runs it through the production calls of this module, in the router's order
-//! (`parse_body`, `deep_check`, `take_batch`, `split_object`, `as_string`, `Batch::message`,
+//! `fast` runs it through the production calls of this module, in the router's order (`parse_body`,
+//! `deep_check`, `take_batch`, `take_context`, `as_string`, `Batch::message`, `into_message`,
 //! `Request::new`, `process`). `same` asserts they agree: the same messages accepted and rejected
 //! with the same field, rule and message, accepted lines byte-identical (or, when the server
 //! generated the `messageId`, identical as JSON once that id is removed), and the body refused by
-//! both or by neither; and the same again when the top level is split without the one-pass
-//! split (`parse_body_in_passes`, its fallback). `check` is `same` plus the properties of every
-//! line the fast path writes: exactly one JSON object, one trailing newline, no `writeKey`, the
-//! `messageId` it reports.
+//! both or by neither; and the same again when the top level is split without the one-pass split
+//! (`parse_body_in_passes`, its fallback). `check` is `same` plus the properties of every line the
+//! fast path writes: exactly one JSON object, one trailing newline, no `writeKey`, the `messageId`
+//! it reports.
 
 use std::borrow::Cow;
 use std::net::{IpAddr, Ipv4Addr};
@@ -19,8 +19,8 @@ use serde_json::Value;
 use time::macros::datetime;
 
 use super::{
-    as_string, deep_check, parse_body, parse_body_in_passes, process, split_object, Body, Encoded,
-    Message, Mode, Request, RequestInputs, Str,
+    as_string, deep_check, parse_body, parse_body_in_passes, process, Body, Encoded, Request,
+    RequestInputs, Str,
 };
 use crate::enrich::RequestContext;
 use crate::validate::{parse_timestamp, validate_message, MessageType, RuleViolation};
@@ -161,16 +161,13 @@ pub fn run_with(body: &str, o: &Opts<'_>, one_pass: bool) -> Option<Vec<Processe
     parsed.fields.remove(&field("writeKey"));
     let (items, context, sent_at) = if o.implied.is_none() {
         let b = parsed.take_batch(&checker).ok()??;
-        let top = &mut parsed.fields;
-        let c = match top.remove(&field("context")) {
-            Some(r) if r.get().starts_with('{') => {
-                Some(split_object(r, &checker, Mode::Scan).ok()?)
-            }
+        let c = match parsed.take_context(&checker).ok()? {
+            Some(Ok(split)) => Some(split),
             None => None,
-            Some(r) if r.get() == "null" => None,
+            Some(Err(r)) if r.get() == "null" => None,
             _ => return None,
         };
-        let s = match top.remove(&field("sentAt")) {
+        let s = match parsed.fields.remove(&field("sentAt")) {
             None => None,
             Some(r) if r.get() == "null" => None,
             Some(r) => match as_string(r.get()).ok()? {
@@ -184,7 +181,7 @@ pub fn run_with(body: &str, o: &Opts<'_>, one_pass: bool) -> Option<Vec<Processe
             .ok()?;
         (items, c, s)
     } else {
-        (vec![Ok(Message::from(parsed.fields))], None, None)
+        (vec![Ok(parsed.into_message())], None, None)
     };
     let req = Request::new(RequestInputs {
         received_at: received(),

@@ -14,8 +14,12 @@
 //! it was: those values are never canonical, so `canon` re-encodes them and refuses the body.
 //!
 //! On the way it judges each top-level value's canonical form exactly as `scan` would, so
-//! `deep_check` and `canon` need not scan them again — except `batch` and `context`. `context`
-//! is split again anyway. Each `batch` element that is an object is split as `message_object`
+//! `deep_check` and `canon` need not scan them again — except `batch` and `context`. A
+//! `context` object is split as `split_object` with `Mode::Scan` splits it (`TopLevel::context`),
+//! so neither the router (a batch's shared context) nor `process` (a single message's) splits it
+//! again; one with a key that is not plain, or a duplicate key, is only checked, and split later
+//! as before (a duplicate key: the whole body the old way). Each `batch` element that is an
+//! object is split as `message_object`
 //! splits it (`split_fields` with `Mode::Scan` and its `context`): its members' key and value
 //! spans, each value judged, and those of its `context` object, recorded as offsets into the
 //! body (`SplitBatch`: 16 bytes per member, 20 per element; a batch's `Obj`s are still built one
@@ -47,6 +51,10 @@ pub(super) fn split_body(text: &str) -> Option<TopLevel<'_>> {
     c.ws();
     let mut pairs = Vec::with_capacity(8);
     let mut batch = None;
+    // The `context` object's members (a single message's context; a batch's shared one), and
+    // whether the last `context` was split (of equal keys the last wins).
+    let mut context = Vec::new();
+    let mut context_split = false;
     if c.eat(b'}').is_none() {
         loop {
             if c.peek() != b'"' {
@@ -67,22 +75,24 @@ pub(super) fn split_body(text: &str) -> Option<TopLevel<'_>> {
                     batch = Some(Batch(Elements::Split(c.elements(text)?)));
                     Scan::Unknown
                 }
-                "batch" | "context" => {
-                    if key == "batch" {
-                        batch = None;
-                    }
+                "context" => {
+                    context.clear();
+                    // Not an object, or (`Some(false)`) a key that is not plain: split later,
+                    // as before.
+                    context_split = if c.peek() == b'{' {
+                        c.members(DEPTH_BUDGET, &mut context, None)?
+                    } else {
+                        c.value(DEPTH_BUDGET, false)?;
+                        false
+                    };
+                    Scan::Unknown
+                }
+                "batch" => {
+                    batch = None;
                     c.value(DEPTH_BUDGET, false)?;
                     Scan::Unknown
                 }
-                _ => {
-                    c.canonical = true;
-                    c.value(DEPTH_BUDGET, true)?;
-                    if c.canonical {
-                        Scan::Canonical
-                    } else {
-                        Scan::NotCanonical
-                    }
-                }
+                _ => c.judged(DEPTH_BUDGET)?,
             };
             pairs.push((
                 Str(Cow::Borrowed(key)),
@@ -105,7 +115,40 @@ pub(super) fn split_body(text: &str) -> Option<TopLevel<'_>> {
         // A duplicate top-level key: the old way checks the value it drops (see `from_pairs`).
         return None;
     }
-    Some(TopLevel { fields, batch })
+    let context = if context_split {
+        // A duplicate key in it: the old way has the value it drops checked.
+        Some(object(text, &context).ok()?)
+    } else {
+        None
+    };
+    Some(TopLevel {
+        fields,
+        batch,
+        context,
+    })
+}
+
+/// The sorted, deduplicated object of split `members` (offsets into `text`); `Err` when a
+/// duplicate key shadowed a value, which the caller must have checked another way (see
+/// `Obj::from_pairs`).
+fn object<'a>(text: &'a str, members: &[Member]) -> Result<RawObject<'a>, RawObject<'a>> {
+    let pairs = members
+        .iter()
+        .map(|m| {
+            let key = m.key as usize;
+            (
+                Str(Cow::Borrowed(&text[key..key + usize::from(m.key_len)])),
+                RawVal {
+                    text: &text[m.value as usize..m.value_end as usize],
+                    scan: m.scan,
+                },
+            )
+        })
+        .collect();
+    match Obj::from_pairs(pairs) {
+        (obj, false) => Ok(obj),
+        (obj, true) => Err(obj),
+    }
 }
 
 /// A strict JSON reader that also tracks, while `judge` is on, whether the text is what
@@ -245,15 +288,7 @@ impl Checker<'_> {
                     }
                     Scan::Unknown
                 }
-                _ => {
-                    self.canonical = true;
-                    self.value(depth - 1, true)?;
-                    if self.canonical {
-                        Scan::Canonical
-                    } else {
-                        Scan::NotCanonical
-                    }
-                }
+                _ => self.judged(depth - 1)?,
             };
             out.push(Member {
                 key: offset(start),
@@ -266,6 +301,40 @@ impl Checker<'_> {
                 return Some(plain);
             }
         }
+    }
+
+    /// A member's value at `i`, checked as `value` checks it and judged; a string is read here,
+    /// so that one without a backslash is told apart (`Scan::PlainString`).
+    #[inline(always)]
+    fn judged(&mut self, depth: usize) -> Option<Scan> {
+        if depth > 0 && self.peek() == b'"' {
+            let (_, _, odd, any) = self.string()?;
+            return Some(match (any, odd) {
+                (false, _) => Scan::PlainString,
+                (true, false) => Scan::Canonical,
+                (true, true) => Scan::NotCanonical,
+            });
+        }
+        self.canonical = true;
+        self.value(depth, true)?;
+        Some(if self.canonical {
+            Scan::Canonical
+        } else {
+            Scan::NotCanonical
+        })
+    }
+
+    /// `value` inside a container: a string (most members and elements) is read here, without
+    /// the call.
+    #[inline(always)]
+    fn element(&mut self, depth: usize, judge: bool) -> Option<()> {
+        if depth > 0 && self.peek() == b'"' {
+            if self.string()?.2 {
+                self.canonical = false;
+            }
+            return Some(());
+        }
+        self.value(depth, judge)
     }
 
     /// One value at `i`; `None` when it is not valid JSON or nests `depth` levels or more.
@@ -295,7 +364,7 @@ impl Checker<'_> {
                     self.ws();
                     self.eat(b':')?;
                     self.ws();
-                    self.value(depth - 1, judge)?;
+                    self.element(depth - 1, judge)?;
                     if !self.more(b'}')? {
                         return Some(());
                     }
@@ -308,7 +377,7 @@ impl Checker<'_> {
                     return Some(());
                 }
                 loop {
-                    self.value(depth - 1, judge)?;
+                    self.element(depth - 1, judge)?;
                     if !self.more(b']')? {
                         return Some(());
                     }
@@ -505,26 +574,12 @@ impl<'a> SplitBatch<'a> {
             return message_object(raw, body);
         }
         let object = |members: &[Member]| -> Result<RawObject<'a>, BodyError> {
-            let pairs = members
-                .iter()
-                .map(|m| {
-                    let key = m.key as usize;
-                    (
-                        Str(Cow::Borrowed(&text[key..key + usize::from(m.key_len)])),
-                        RawVal {
-                            text: &text[m.value as usize..m.value_end as usize],
-                            scan: m.scan,
-                        },
-                    )
-                })
-                .collect();
-            let (obj, shadowed) = Obj::from_pairs(pairs);
-            if shadowed {
+            object(text, members).or_else(|obj| {
                 // As in `split_fields`: the reference parse of the whole body judges what was
                 // dropped.
                 body.check()?;
-            }
-            Ok(obj)
+                Ok(obj)
+            })
         };
         let first = e.first as usize;
         let own = first + e.members as usize;

@@ -148,12 +148,17 @@ impl Writer {
         // 16 MiB held on top of the requests' own (peak RSS, bench/README.md "Memory").
         let mut parts: Vec<IoSlice<'_>> = Vec::with_capacity(jobs.iter().map(|j| j.0.len()).sum());
         let mut total = 0;
-        let mut pending = KeySet::default();
+        // Sized for the group: grown from empty it rehashed several times per group.
+        let mut pending = KeySet::with_capacity_and_hasher(
+            jobs.iter().map(|j| j.0.len()).sum(),
+            Default::default(),
+        );
         let mut outcomes = Vec::with_capacity(jobs.len());
+        let keys = self.hasher.source(&self.source);
         for (lines, _) in &jobs {
             let mut outcome = Outcome::default();
             for line in lines {
-                let key = self.hasher.key(&self.source, &line.message_id);
+                let key = keys.key(&line.message_id);
                 if self.dedupe.contains(key, now) || !pending.insert(key) {
                     outcome.deduplicated += 1;
                 } else {
