@@ -403,7 +403,11 @@ mod tests {
         assert_eq!(e.status(), 413);
 
         // A body that sends one chunk and then stalls forever.
-        let e = read_body(Body::new(Stalled(true)), 100, Duration::from_millis(50))
+        let stalled = Frames {
+            data: [Bytes::from_static(b"{")].into(),
+            then_stall: true,
+        };
+        let e = read_body(Body::new(stalled), 100, Duration::from_millis(50))
             .await
             .unwrap_err();
         assert_eq!(e.status(), 408);
@@ -413,9 +417,10 @@ mod tests {
     #[tokio::test]
     async fn body_frames_are_gathered_in_order() {
         let frames = |parts: &[&'static [u8]]| {
-            Body::new(Frames(
-                parts.iter().map(|p| Bytes::from_static(p)).collect(),
-            ))
+            Body::new(Frames {
+                data: parts.iter().map(|p| Bytes::from_static(p)).collect(),
+                then_stall: false,
+            })
         };
         let read = |parts: &[&'static [u8]], limit| {
             read_body(frames(parts), limit, Duration::from_secs(1))
@@ -445,7 +450,11 @@ mod tests {
         );
     }
 
-    struct Frames(std::collections::VecDeque<Bytes>);
+    /// A body of these data frames, in order; then its end, or (`then_stall`) nothing ever again.
+    struct Frames {
+        data: std::collections::VecDeque<Bytes>,
+        then_stall: bool,
+    }
 
     impl axum::body::HttpBody for Frames {
         type Data = Bytes;
@@ -454,25 +463,11 @@ mod tests {
             mut self: std::pin::Pin<&mut Self>,
             _cx: &mut std::task::Context<'_>,
         ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, std::io::Error>>> {
-            std::task::Poll::Ready(self.0.pop_front().map(|b| Ok(hyper::body::Frame::data(b))))
-        }
-    }
-
-    struct Stalled(bool);
-
-    impl axum::body::HttpBody for Stalled {
-        type Data = Bytes;
-        type Error = std::io::Error;
-        fn poll_frame(
-            mut self: std::pin::Pin<&mut Self>,
-            _cx: &mut std::task::Context<'_>,
-        ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, std::io::Error>>> {
-            if std::mem::take(&mut self.0) {
-                return std::task::Poll::Ready(Some(Ok(hyper::body::Frame::data(
-                    Bytes::from_static(b"{"),
-                ))));
+            match self.data.pop_front() {
+                Some(b) => std::task::Poll::Ready(Some(Ok(hyper::body::Frame::data(b)))),
+                None if self.then_stall => std::task::Poll::Pending,
+                None => std::task::Poll::Ready(None),
             }
-            std::task::Poll::Pending
         }
     }
 }
