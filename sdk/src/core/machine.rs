@@ -768,15 +768,21 @@ mod tests {
         }
     }
 
-    fn machine(flush_at: usize) -> Machine<Page> {
-        let mut m = Machine::new(
+    /// A machine on a page whose clock reads `now`, not yet started (stored queues can still
+    /// be adopted).
+    fn unstarted(now: u64, c: Config) -> Machine<Page> {
+        Machine::new(
             Page {
-                now: 1_700_000_000_000,
+                now,
                 ..Page::default()
             },
-            cfg(flush_at),
+            c,
             "{}".into(),
-        );
+        )
+    }
+
+    fn machine(flush_at: usize) -> Machine<Page> {
+        let mut m = unstarted(1_700_000_000_000, cfg(flush_at));
         m.set_page(PAGE, true);
         m.start();
         m
@@ -934,14 +940,7 @@ mod tests {
     #[test]
     fn stored_queues_gone_tabs_adopted_oldest_first_live_kept_junk_foreign() {
         let now = 1_700_000_000_000;
-        let mut m = Machine::new(
-            Page {
-                now,
-                ..Page::default()
-            },
-            cfg(100),
-            "{}".into(),
-        );
+        let mut m = unstarted(now, cfg(100));
         let q = |updated: u64, closed: bool, msg: &str| {
             persist::write_queue(QueueHeader { updated, closed }, [msg].into_iter(), 32)
         };
@@ -965,16 +964,12 @@ mod tests {
     #[test]
     fn adopted_queues_over_max_queue_size_keep_the_newest_messages() {
         let now = 1_700_000_000_000;
-        let mut m = Machine::new(
-            Page {
-                now,
-                ..Page::default()
-            },
+        let mut m = unstarted(
+            now,
             Config {
                 max_queue: 3,
                 ..cfg(100)
             },
-            "{}".into(),
         );
         let msgs = |from: u32| {
             (from..from + 3)
