@@ -1,15 +1,16 @@
 //! A bounded-memory window of recently written `(source, messageId)` pairs.
 //!
 //! Ids are stored as 128-bit keyed hashes (one SipHash pass with a random key, read out as two
-//! 64-bit halves), so memory per id is fixed (~60 bytes) whatever the id's length, and a client
-//! cannot craft collisions. Entries
-//! leave the window when it expires (default 24 h) or, when `capacity` is reached, oldest first:
-//! past that bound a very old duplicate may be written again — bounded memory wins over exactness.
+//! 64-bit halves), so memory per id is fixed (~26 bytes) whatever the id's length, and a client
+//! cannot craft collisions. Entries leave the window when it expires (default 24 h; up to a
+//! second late, never early) or, when `capacity` is reached, oldest first: past that bound a very
+//! old duplicate may be written again — bounded memory wins over exactness.
 //!
 //! The window is owned by a source's single writer (see `sink`), which checks and inserts in the
 //! same place it writes: an id is marked seen only once its line is written, and two concurrent
 //! requests carrying the same id cannot both be written. Not thread-safe by design.
 
+use hashbrown::HashTable;
 use std::collections::{HashSet, VecDeque};
 use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher, Hash, Hasher, RandomState};
 use std::time::{Duration, Instant};
@@ -18,10 +19,17 @@ use std::time::{Duration, Instant};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DedupeKey(u128);
 
+impl DedupeKey {
+    /// Its table hash: the low half, already a keyed SipHash output.
+    fn table_hash(self) -> u64 {
+        self.0 as u64
+    }
+}
+
 impl Hash for DedupeKey {
     fn hash<H: Hasher>(&self, state: &mut H) {
         // Already a keyed SipHash: its low half is as good a table hash as hashing it again.
-        state.write_u64(self.0 as u64);
+        state.write_u64(self.table_hash());
     }
 }
 
@@ -98,50 +106,81 @@ impl SourceKeys {
 }
 
 /// Recently written ids, bounded by time and by count.
+///
+/// Memory per id is ~26 bytes once the table is full: the id's key once, in `order` (16 bytes),
+/// and a 4-byte sequence number in `seen` that points back at it (plus hashbrown's control byte
+/// and spare slots). A `HashSet` of keys beside a queue of `(key, Instant)` held each key twice
+/// and a 16-byte `Instant` per id: ~68 MB at the default capacity instead of ~27.
 #[derive(Debug)]
 pub struct DedupeWindow {
     window: Duration,
     capacity: usize,
-    seen: KeySet,
-    /// Insertion order; every key in `seen` has exactly one entry here.
-    order: VecDeque<(DedupeKey, Instant)>,
+    /// Expiry is tracked per run of ids written within `grain` of each other, not per id.
+    grain: Duration,
+    /// The sequence numbers of the ids in `order`, hashed by their key's low half.
+    seen: HashTable<u32>,
+    /// Every remembered key, oldest first; the front one has sequence number `head`.
+    order: VecDeque<DedupeKey>,
+    head: u32,
+    /// Runs of `order`, oldest first: `(end, at)` covers the ids from the previous run's end
+    /// (or `head`) up to `end`, exclusive, the newest of them written at `at`.
+    runs: VecDeque<(u32, Instant)>,
 }
 
 impl DedupeWindow {
     pub fn new(window: Duration, capacity: usize) -> Self {
-        // Sized up front (up to 2^20 ids, the default capacity) so a full window never goes
-        // through a rehash or a VecDeque regrowth, which briefly holds the old and the new table
-        // at once. The cost is paid early instead: the set's pages are hashed into at random, so
-        // its ~34 MB are resident after the first few thousand ids (the order queue fills
-        // in sequence and only costs what it holds).
-        let reserve = capacity.clamp(1, 1 << 20);
-        let mut seen = KeySet::default();
-        seen.reserve(reserve);
+        // Sized up front (up to 2^20 ids, about the default capacity) so a full window never
+        // goes through a rehash or a VecDeque regrowth, which briefly holds the old and the new
+        // table at once. The cost is paid early instead: the table's pages are hashed into at
+        // random, so its ~10 MB are resident after the first few thousand ids (the order queue
+        // fills in sequence and only costs what it holds).
+        // Sequence numbers are u32s compared by wrapping distance: at most 2^32 - 1 live ids.
+        let capacity = capacity.clamp(1, u32::MAX as usize);
+        let reserve = capacity.min(1 << 20);
         Self {
             window,
-            capacity: capacity.max(1),
-            seen,
+            capacity,
+            // A run expires with its newest id, so an id is forgotten up to `grain` late, never
+            // early; at most ~4,096 runs (86,400 for a day's window) are ever held.
+            grain: (window / 4096).min(Duration::from_secs(1)),
+            seen: HashTable::with_capacity(reserve),
             order: VecDeque::with_capacity(reserve),
+            head: 0,
+            runs: VecDeque::new(),
         }
     }
 
     /// Whether `key` was written within the window (as of `now`).
     pub fn contains(&mut self, key: DedupeKey, now: Instant) -> bool {
         self.expire(now);
-        self.seen.contains(&key)
+        self.find(key).is_some()
     }
 
     /// Records `key` as written at `now`. Returns false when it was already present.
     pub fn insert(&mut self, key: DedupeKey, now: Instant) -> bool {
         self.expire(now);
-        if self.seen.contains(&key) {
+        if self.find(key).is_some() {
             return false;
         }
-        while self.seen.len() >= self.capacity {
+        while self.order.len() >= self.capacity {
             self.evict_oldest();
         }
-        self.seen.insert(key);
-        self.order.push_back((key, now));
+        let seq = self.head.wrapping_add(self.order.len() as u32);
+        self.order.push_back(key);
+        let (order, head) = (&self.order, self.head);
+        self.seen.insert_unique(key.table_hash(), seq, |&s| {
+            order[s.wrapping_sub(head) as usize].table_hash()
+        });
+        let end = seq.wrapping_add(1);
+        match self.runs.back_mut() {
+            // An id written before the run's newest (requests' clocks interleave) joins it: it
+            // is then forgotten a little late, never early.
+            Some((run_end, at)) if now.saturating_duration_since(*at) < self.grain => {
+                *run_end = end;
+                *at = (*at).max(now);
+            }
+            _ => self.runs.push_back((end, now)),
+        }
         true
     }
 
@@ -162,7 +201,7 @@ impl DedupeWindow {
                 continue;
             }
             let at = now.checked_sub(age).unwrap_or(now);
-            // Keep `order` sorted by time even when ages are not (clock steps, clamping above).
+            // Keep the runs sorted by time even when ages are not (clock steps, clamping above).
             let at = floor.map_or(at, |f| at.max(f));
             floor = Some(at);
             if self.insert(key, at) {
@@ -173,26 +212,51 @@ impl DedupeWindow {
     }
 
     pub fn len(&self) -> usize {
-        self.seen.len()
+        self.order.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.seen.is_empty()
+        self.order.is_empty()
+    }
+
+    fn find(&self, key: DedupeKey) -> Option<u32> {
+        let (order, head) = (&self.order, self.head);
+        self.seen
+            .find(key.table_hash(), |&s| {
+                order[s.wrapping_sub(head) as usize] == key
+            })
+            .copied()
     }
 
     fn expire(&mut self, now: Instant) {
-        while let Some((_, at)) = self.order.front() {
-            if now.saturating_duration_since(*at) < self.window {
+        while let Some(&(end, at)) = self.runs.front() {
+            if now.saturating_duration_since(at) < self.window {
                 break;
             }
-            self.evict_oldest();
+            while self.head != end {
+                if !self.evict_oldest() {
+                    // Unreachable while the runs cover `order` exactly; never spin if not.
+                    self.runs.clear();
+                    return;
+                }
+            }
         }
     }
 
-    fn evict_oldest(&mut self) {
-        if let Some((key, _)) = self.order.pop_front() {
-            self.seen.remove(&key);
+    /// Forgets the oldest id, and the run it ended if it was that run's last.
+    fn evict_oldest(&mut self) -> bool {
+        let Some(key) = self.order.pop_front() else {
+            return false;
+        };
+        let seq = self.head;
+        if let Ok(entry) = self.seen.find_entry(key.table_hash(), |&s| s == seq) {
+            entry.remove();
         }
+        self.head = seq.wrapping_add(1);
+        if self.runs.front().is_some_and(|&(end, _)| end == self.head) {
+            self.runs.pop_front();
+        }
+        true
     }
 }
 
@@ -278,9 +342,92 @@ mod tests {
         }
         assert_eq!(w.len(), 1000);
         assert_eq!(w.order.len(), 1000);
+        assert_eq!(w.seen.len(), 1000);
         assert!(w.contains(h.key("web", "9999"), t0));
         assert!(w.contains(h.key("web", "9000"), t0));
         assert!(!w.contains(h.key("web", "8999"), t0));
         assert!(!w.contains(h.key("web", "0"), t0));
+    }
+
+    #[test]
+    fn sequence_numbers_wrap_around() {
+        let h = KeyHasher::default();
+        let mut w = DedupeWindow::new(Duration::from_secs(3600), 10);
+        w.head = u32::MAX - 5;
+        let t0 = Instant::now();
+        for i in 0..25 {
+            assert!(w.insert(h.key("web", &i.to_string()), t0));
+        }
+        assert_eq!(w.len(), 10);
+        for i in 0..25 {
+            assert_eq!(w.contains(h.key("web", &i.to_string()), t0), i >= 15, "{i}");
+        }
+        assert!(
+            !w.insert(h.key("web", "24"), t0),
+            "still a duplicate across the wrap"
+        );
+        assert!(!w.contains(h.key("web", "24"), t0 + Duration::from_secs(3600)));
+        assert!(w.is_empty() && w.runs.is_empty() && w.seen.is_empty());
+    }
+
+    #[test]
+    fn ids_of_one_run_expire_with_its_newest_never_early() {
+        let h = KeyHasher::default();
+        // A day's window: runs of 1 s.
+        let mut w = DedupeWindow::new(Duration::from_secs(86_400), 100);
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        w.insert(h.key("web", "a"), t0);
+        w.insert(h.key("web", "b"), t0 + ms(600));
+        w.insert(h.key("web", "c"), t0 + ms(1_700));
+        assert_eq!(w.runs.len(), 2);
+        let day = Duration::from_secs(86_400);
+        // "a" is kept until "b", the newest of its run, is a window old.
+        assert!(w.contains(h.key("web", "a"), t0 + day + ms(599)));
+        assert!(!w.contains(h.key("web", "b"), t0 + day + ms(600)));
+        assert!(!w.contains(h.key("web", "a"), t0 + day + ms(600)));
+        assert!(w.contains(h.key("web", "c"), t0 + day + ms(1_699)));
+        assert!(!w.contains(h.key("web", "c"), t0 + day + ms(1_700)));
+    }
+
+    proptest::proptest! {
+        /// Against the plain model (every id with its own time): with the times on a whole
+        /// grain, the window says exactly what the model says, duplicates, expiry and capacity
+        /// eviction included.
+        #[test]
+        fn agrees_with_a_queue_of_timed_ids(
+            capacity in 1usize..20,
+            ops in proptest::collection::vec((0u8..3, 0u32..40, 0u64..3000), 1..300),
+        ) {
+            let window = Duration::from_millis(4096); // grain: 1 ms
+            let h = KeyHasher::default();
+            let mut w = DedupeWindow::new(window, capacity);
+            let mut model: VecDeque<(DedupeKey, Instant)> = VecDeque::new();
+            let mut now = Instant::now();
+            for (op, id, step) in ops {
+                if op == 2 {
+                    now += Duration::from_millis(step);
+                    continue;
+                }
+                let key = h.key("web", &id.to_string());
+                while model.front().is_some_and(|&(_, at)| now - at >= window) {
+                    model.pop_front();
+                }
+                let present = model.iter().any(|&(k, _)| k == key);
+                if op == 0 {
+                    proptest::prop_assert_eq!(w.contains(key, now), present);
+                } else {
+                    proptest::prop_assert_eq!(w.insert(key, now), !present);
+                    if !present {
+                        while model.len() >= capacity {
+                            model.pop_front();
+                        }
+                        model.push_back((key, now));
+                    }
+                }
+                proptest::prop_assert_eq!(w.len(), model.len());
+                proptest::prop_assert_eq!(w.seen.len(), model.len());
+            }
+        }
     }
 }
