@@ -184,6 +184,31 @@ impl DedupeWindow {
         true
     }
 
+    /// Forgets the `n` newest ids: those of a group whose write failed, inserted before it was
+    /// written (`insert` is the writer's check as well). Ids that their insertion evicted for
+    /// room stay forgotten; the client's retry would evict them again.
+    pub fn forget_newest(&mut self, n: usize) {
+        for _ in 0..n {
+            let Some(key) = self.order.pop_back() else {
+                return;
+            };
+            let seq = self.head.wrapping_add(self.order.len() as u32);
+            if let Ok(entry) = self.seen.find_entry(key.table_hash(), |&s| s == seq) {
+                entry.remove();
+            }
+            let start = match self.runs.len() {
+                0 | 1 => self.head,
+                k => self.runs[k - 2].0,
+            };
+            if let Some((end, _)) = self.runs.back_mut() {
+                *end = seq;
+                if seq == start {
+                    self.runs.pop_back();
+                }
+            }
+        }
+    }
+
     /// Refills the window after a restart with ids written before it, oldest first, each with
     /// its age at `now` (see `sink::rebuild`). An age the monotonic clock cannot go back to (the
     /// machine booted more recently than the id was written) counts as zero: such an id is
@@ -390,6 +415,28 @@ mod tests {
         assert!(!w.contains(h.key("web", "c"), t0 + day + ms(1_700)));
     }
 
+    #[test]
+    fn a_failed_group_is_forgotten_and_its_runs_with_it() {
+        let h = KeyHasher::default();
+        let mut w = DedupeWindow::new(Duration::from_secs(60), 100);
+        let t0 = Instant::now();
+        let k = |i: u32| h.key("web", &i.to_string());
+        w.insert(k(0), t0);
+        w.insert(k(1), t0 + Duration::from_secs(5));
+        w.insert(k(2), t0 + Duration::from_secs(5));
+        assert_eq!(w.runs.len(), 2);
+        w.forget_newest(1);
+        assert!(!w.contains(k(2), t0 + Duration::from_secs(5)) && w.contains(k(1), t0));
+        assert_eq!(w.runs.len(), 2);
+        w.forget_newest(1);
+        assert_eq!(w.runs.len(), 1, "an emptied run goes");
+        w.forget_newest(5);
+        assert!(w.is_empty() && w.runs.is_empty() && w.seen.is_empty());
+        // Usable again afterwards, with the sequence numbers reused.
+        assert!(w.insert(k(2), t0) && w.contains(k(2), t0 + Duration::from_secs(59)));
+        assert!(!w.contains(k(2), t0 + Duration::from_secs(60)));
+    }
+
     proptest::proptest! {
         /// Against the plain model (every id with its own time): with the times on a whole
         /// grain, the window says exactly what the model says, duplicates, expiry and capacity
@@ -397,7 +444,7 @@ mod tests {
         #[test]
         fn agrees_with_a_queue_of_timed_ids(
             capacity in 1usize..20,
-            ops in proptest::collection::vec((0u8..3, 0u32..40, 0u64..3000), 1..300),
+            ops in proptest::collection::vec((0u8..4, 0u32..40, 0u64..3000), 1..300),
         ) {
             let window = Duration::from_millis(4096); // grain: 1 ms
             let h = KeyHasher::default();
@@ -407,6 +454,15 @@ mod tests {
             for (op, id, step) in ops {
                 if op == 2 {
                     now += Duration::from_millis(step);
+                    continue;
+                }
+                if op == 3 {
+                    let n = (id % 4) as usize;
+                    w.forget_newest(n);
+                    for _ in 0..n {
+                        model.pop_back();
+                    }
+                    proptest::prop_assert_eq!(w.len(), model.len());
                     continue;
                 }
                 let key = h.key("web", &id.to_string());
@@ -428,6 +484,9 @@ mod tests {
                 proptest::prop_assert_eq!(w.len(), model.len());
                 proptest::prop_assert_eq!(w.seen.len(), model.len());
             }
+            // The runs cover the ids exactly: expiring everything empties both.
+            w.contains(h.key("web", "x"), now + window);
+            proptest::prop_assert!(w.is_empty() && w.runs.is_empty());
         }
     }
 }
