@@ -598,14 +598,21 @@ fn encode_checked<'a>(
     // Each message's fields are built only when its turn comes, so a 1,000-message batch holds
     // one message's fields at a time, not all of them (peak RSS); the one-pass check keeps only
     // their spans (16 bytes per member, see `line::top_level`).
+    let mut scratch = line::Scratch::default();
     for index in 0..items.len() {
         let item = match &mut items {
-            Items::Batch(messages) => messages.message(index, body).map_err(bad)?,
+            Items::Batch(messages) => messages.message(index, body, &mut scratch).map_err(bad)?,
             Items::One(message) => Ok(message.take().unwrap_or_default()),
         };
         let result = match item {
-            Ok(message) => line::process(message, implied, settings.limits.max_message_bytes, &req)
-                .map_err(bad)?,
+            Ok(message) => line::process(
+                message,
+                implied,
+                settings.limits.max_message_bytes,
+                &req,
+                &mut scratch,
+            )
+            .map_err(bad)?,
             Err(v) => Err(v),
         };
         match result {

@@ -20,7 +20,7 @@ use time::macros::datetime;
 
 use super::{
     as_string, deep_check, parse_body, parse_body_in_passes, process, Body, Encoded, Request,
-    RequestInputs, Str,
+    RequestInputs, Scratch, Str,
 };
 use crate::enrich::RequestContext;
 use crate::validate::{parse_timestamp, validate_message, MessageType, RuleViolation};
@@ -175,8 +175,9 @@ pub fn run_with(body: &str, o: &Opts<'_>, one_pass: bool) -> Option<Vec<Processe
                 _ => return None,
             },
         };
+        let mut scratch = Scratch::default();
         let items: Vec<_> = (0..b.len())
-            .map(|i| b.message(i, &checker))
+            .map(|i| b.message(i, &checker, &mut scratch))
             .collect::<Result<_, _>>()
             .ok()?;
         (items, c, s)
@@ -196,6 +197,7 @@ pub fn run_with(body: &str, o: &Opts<'_>, one_pass: bool) -> Option<Vec<Processe
     })
     .ok()?;
     let mut out = Vec::new();
+    let mut scratch = Scratch::default();
     for item in items {
         let (had_id, r) = match item {
             Ok(m) => {
@@ -203,7 +205,10 @@ pub fn run_with(body: &str, o: &Opts<'_>, one_pass: bool) -> Option<Vec<Processe
                     Some(raw) => matches!(as_string(raw.get()).ok()?, Some(s) if !s.is_empty()),
                     None => false,
                 };
-                (had_id, process(m, o.implied, o.max, &req).ok()?)
+                (
+                    had_id,
+                    process(m, o.implied, o.max, &req, &mut scratch).ok()?,
+                )
             }
             Err(v) => (false, Err(v)),
         };

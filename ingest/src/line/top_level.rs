@@ -31,7 +31,7 @@ use std::borrow::Cow;
 
 use super::{
     key_in_order, message_object, string_stop, Batch, Body, BodyError, Elements, Message, Obj,
-    RawObject, RawVal, Scan, Str, TopLevel, DEPTH_BUDGET,
+    RawObject, RawVal, Scan, Scratch, Str, TopLevel, DEPTH_BUDGET,
 };
 use crate::validate::RuleViolation;
 
@@ -117,7 +117,7 @@ pub(super) fn split_body(text: &str) -> Option<TopLevel<'_>> {
     }
     let context = if context_split {
         // A duplicate key in it: the old way has the value it drops checked.
-        Some(object(text, &context).ok()?)
+        Some(object(text, &context, Vec::new()).ok()?)
     } else {
         None
     };
@@ -131,20 +131,23 @@ pub(super) fn split_body(text: &str) -> Option<TopLevel<'_>> {
 /// The sorted, deduplicated object of split `members` (offsets into `text`); `Err` when a
 /// duplicate key shadowed a value, which the caller must have checked another way (see
 /// `Obj::from_pairs`).
-fn object<'a>(text: &'a str, members: &[Member]) -> Result<RawObject<'a>, RawObject<'a>> {
-    let pairs = members
-        .iter()
-        .map(|m| {
-            let key = m.key as usize;
-            (
-                Str(Cow::Borrowed(&text[key..key + usize::from(m.key_len)])),
-                RawVal {
-                    text: &text[m.value as usize..m.value_end as usize],
-                    scan: m.scan,
-                },
-            )
-        })
-        .collect();
+/// Built in `pairs` (emptied first), a vector an earlier message left behind (see `Scratch`).
+fn object<'a>(
+    text: &'a str,
+    members: &[Member],
+    mut pairs: Vec<(Str<'a>, RawVal<'a>)>,
+) -> Result<RawObject<'a>, RawObject<'a>> {
+    pairs.clear();
+    pairs.extend(members.iter().map(|m| {
+        let key = m.key as usize;
+        (
+            Str(Cow::Borrowed(&text[key..key + usize::from(m.key_len)])),
+            RawVal {
+                text: &text[m.value as usize..m.value_end as usize],
+                scan: m.scan,
+            },
+        )
+    }));
     match Obj::from_pairs(pairs) {
         (obj, false) => Ok(obj),
         (obj, true) => Err(obj),
@@ -563,6 +566,7 @@ impl<'a> SplitBatch<'a> {
         &self,
         i: usize,
         body: &Body<'_>,
+        scratch: &mut Scratch<'a>,
     ) -> Result<Result<Message<'a>, RuleViolation>, BodyError> {
         let e = self.elements[i];
         let text = self.text;
@@ -573,8 +577,8 @@ impl<'a> SplitBatch<'a> {
             };
             return message_object(raw, body);
         }
-        let object = |members: &[Member]| -> Result<RawObject<'a>, BodyError> {
-            object(text, members).or_else(|obj| {
+        let object = |members: &[Member], pairs| -> Result<RawObject<'a>, BodyError> {
+            object(text, members, pairs).or_else(|obj| {
                 // As in `split_fields`: the reference parse of the whole body judges what was
                 // dropped.
                 body.check()?;
@@ -585,9 +589,12 @@ impl<'a> SplitBatch<'a> {
         let own = first + e.members as usize;
         let context = match e.context {
             NO_CONTEXT => None,
-            n => Some(object(&self.fields[own..own + n as usize])?),
+            n => Some(object(
+                &self.fields[own..own + n as usize],
+                std::mem::take(&mut scratch.raw_context),
+            )?),
         };
-        let fields = object(&self.fields[first..own])?;
+        let fields = object(&self.fields[first..own], std::mem::take(&mut scratch.raw))?;
         Ok(Ok(Message { fields, context }))
     }
 }
