@@ -28,6 +28,7 @@ use time::OffsetDateTime;
 
 use crate::bots::is_bot;
 use crate::enrich::{anonymise_ip, format_rfc3339_ms, rfc3339_ms_ascii, write_rfc3339_ms};
+use crate::sink::MessageId;
 use crate::validate::{parse_timestamp, MessageType, RuleViolation, MAX_MESSAGE_ID_CHARS};
 
 /// Depth a raw value may reach below its position before the body is re-checked by the reference
@@ -1194,10 +1195,16 @@ fn normalise(ip: IpAddr) -> IpAddr {
 /// One accepted message's line.
 #[derive(Debug)]
 pub struct Encoded {
-    pub message_id: String,
+    pub message_id: MessageId,
     pub line: Vec<u8>,
     /// `context.bot` is `true` in the line.
     pub bot: bool,
+}
+
+impl Encoded {
+    pub fn message_id(&self) -> &str {
+        self.message_id.get(&self.line)
+    }
 }
 
 /// One message's top level, and its `context` when that was split on the way (`message_object`,
@@ -1568,7 +1575,7 @@ fn put_key(out: &mut Vec<u8>, first: &mut bool, k: &str, plain: bool) {
     }
 }
 
-/// `k` is one of `enrich`'s key literals (plain).
+/// `k` is one of `enrich`'s key literals (plain). Where the value went in `out`, if written.
 fn put_edit(
     out: &mut Vec<u8>,
     first: &mut bool,
@@ -1576,34 +1583,43 @@ fn put_edit(
     edit: Edit<'_>,
     kept: Option<&str>,
     nested: &mut impl FnMut(&mut Vec<u8>),
-) {
+) -> Option<usize> {
     match (edit, kept) {
         (Edit::Set(v), _) => {
             put_key(out, first, k, true);
+            let at = out.len();
             out.extend_from_slice(v);
+            Some(at)
         }
         (Edit::Keep, Some(v)) => {
             put_key(out, first, k, true);
+            let at = out.len();
             out.extend_from_slice(v.as_bytes());
+            Some(at)
         }
         (Edit::Nested, _) => {
             put_key(out, first, k, true);
+            let at = out.len();
             nested(out);
+            Some(at)
         }
-        (Edit::Remove, _) | (Edit::Keep, None) => {}
+        (Edit::Remove, _) | (Edit::Keep, None) => None,
     }
 }
 
 /// Writes the sorted, unique `fields` as one object with `edits` (sorted by key) applied: the
 /// same bytes as inserting and removing them in an `Obj` and writing that, without the inserts'
 /// shifting or an intermediate copy of the nested context (issue 5: the inserts, the context's
-/// own buffer and the copies were ~20 % of a batch message's instructions).
+/// own buffer and the copies were ~20 % of a batch message's instructions). Where the value of
+/// `edits[mark]` went in `out`, if written.
 fn write_edited<'x, 'a: 'x>(
     out: &mut Vec<u8>,
     fields: impl Iterator<Item = &'x (Str<'a>, Json<'a>)>,
     edits: &[(&str, Edit<'_>)],
+    mark: usize,
     mut nested: impl FnMut(&mut Vec<u8>),
-) {
+) -> Option<usize> {
+    let mut marked = None;
     debug_assert!(edits
         .windows(2)
         .all(|w| key_cmp(w[0].0.as_bytes(), w[1].0.as_bytes()).is_lt()));
@@ -1616,7 +1632,10 @@ fn write_edited<'x, 'a: 'x>(
         while let Some(&(ek, edit)) = edits.get(e) {
             match key_cmp(ek.as_bytes(), kb) {
                 std::cmp::Ordering::Less => {
-                    put_edit(out, &mut first, ek, edit, None, &mut nested);
+                    let at = put_edit(out, &mut first, ek, edit, None, &mut nested);
+                    if e == mark {
+                        marked = at;
+                    }
                     e += 1;
                 }
                 std::cmp::Ordering::Equal => {
@@ -1628,7 +1647,10 @@ fn write_edited<'x, 'a: 'x>(
         }
         match edited {
             Some((ek, edit)) => {
-                put_edit(out, &mut first, ek, edit, Some(v.as_str()), &mut nested);
+                let at = put_edit(out, &mut first, ek, edit, Some(v.as_str()), &mut nested);
+                if e == mark {
+                    marked = at;
+                }
                 e += 1;
             }
             None => {
@@ -1637,10 +1659,14 @@ fn write_edited<'x, 'a: 'x>(
             }
         }
     }
-    for &(ek, edit) in &edits[e..] {
-        put_edit(out, &mut first, ek, edit, None, &mut nested);
+    for (i, &(ek, edit)) in edits.iter().enumerate().skip(e) {
+        let at = put_edit(out, &mut first, ek, edit, None, &mut nested);
+        if i == mark {
+            marked = at;
+        }
     }
     out.push(b'}');
+    marked
 }
 
 /// The fields of two sorted, unique levels in key order; of a key in both, `a`'s (a message's
@@ -1802,14 +1828,19 @@ fn enrich<'a>(
     };
 
     // --- identity ---
+    // The id is kept as a span of the line when the line has it as it is: a string without
+    // escapes (`string_of` borrows it from the text that is written), or a generated one.
     let generated_id: Option<String>;
-    let (message_id, id_edit) = match string_of(own_id)? {
-        Some(s) if !s.is_empty() => (s.into_owned(), Edit::Keep),
+    let (owned_id, id_len, id_edit) = match string_of(own_id)? {
+        Some(Cow::Borrowed(s)) if !s.is_empty() => (None, s.len(), Edit::Keep),
+        Some(Cow::Owned(s)) if !s.is_empty() => (Some(s), 0, Edit::Keep),
         _ => {
             let id = uuid::Uuid::new_v4().to_string();
             generated_id = Some(json_string(&id));
+            debug_assert_eq!(generated_id.as_deref().map(str::len), Some(id.len() + 2));
             (
-                id,
+                None,
+                id.len(),
                 Edit::Set(generated_id.as_deref().unwrap_or_default().as_bytes()),
             )
         }
@@ -1826,15 +1857,24 @@ fn enrich<'a>(
         ("writeKey", Edit::Remove),
     ];
     // The message's compact size plus all that enrichment can add: one allocation per line.
-    let mut line = Vec::with_capacity(size + req.enrich_room + message_id.len() + 96);
-    write_edited(&mut line, msg.iter_pairs(), &edits, |out| {
+    let mut line = Vec::with_capacity(size + req.enrich_room + id_len + 96);
+    let id_at = write_edited(&mut line, msg.iter_pairs(), &edits, 1, |out| {
         let union = Union {
             a: &context.0,
             b: &batch.0,
         };
-        write_edited(out, union, &context_edits, |_| {});
+        write_edited(out, union, &context_edits, usize::MAX, |_| {});
     });
     line.push(b'\n');
+    let message_id = match (owned_id, id_at) {
+        (Some(id), _) => MessageId::Owned(id),
+        // After its opening quote.
+        (None, Some(at)) => MessageId::InLine {
+            start: at + 1,
+            end: at + 1 + id_len,
+        },
+        (None, None) => unreachable!("the line always has its messageId"),
+    };
     Ok(Encoded {
         message_id,
         line,

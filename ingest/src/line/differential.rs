@@ -224,7 +224,7 @@ pub fn to_out(processed: Option<Vec<Processed>>) -> Out {
         .map(|(had_id, r)| match r {
             Ok(e) => {
                 let v: Value = crate::plain_json::from_slice(&e.line).unwrap();
-                assert_eq!(v["messageId"], Value::String(e.message_id.clone()));
+                assert_eq!(v["messageId"], Value::String(e.message_id().to_owned()));
                 assert_eq!(e.bot, v["context"]["bot"] == Value::Bool(true));
                 if had_id {
                     Ok(Value::String(String::from_utf8(e.line).unwrap()))
@@ -294,8 +294,8 @@ pub fn check_line(e: &Encoded) {
     let v: Value = crate::plain_json::from_str(text).expect("a line is one JSON value");
     let obj = v.as_object().expect("a line is an object");
     assert!(!obj.contains_key("writeKey"), "writeKey in {text}");
-    assert!(!e.message_id.is_empty());
-    assert_eq!(obj["messageId"], Value::String(e.message_id.clone()));
+    assert!(!e.message_id().is_empty());
+    assert_eq!(obj["messageId"], Value::String(e.message_id().to_owned()));
     assert_eq!(obj["source"], SOURCE);
     for field in ["receivedAt", "timestamp"] {
         assert!(obj[field].is_string(), "{field} in {text}");

@@ -158,7 +158,7 @@ impl Writer {
         for (lines, _) in &jobs {
             let mut outcome = Outcome::default();
             for line in lines {
-                let key = keys.key(&line.message_id);
+                let key = keys.key(line.message_id());
                 if self.dedupe.contains(key, now) || !pending.insert(key) {
                     outcome.deduplicated += 1;
                 } else {
