@@ -1071,7 +1071,8 @@ pub struct Request<'a> {
     sent_at: Option<(Json<'a>, OffsetDateTime)>,
     batch_context: Fields<'a>,
     /// Upper bound of the bytes enrichment adds to a message (the batch context, the header's
-    /// agent, the address, the clocks, the source), so each line is allocated once.
+    /// agent, the address, the clocks, the source), so the lines' buffer grows
+    /// at most once a line (`lines_room`: not at all).
     enrich_room: usize,
     /// The client address as written (`context.ip`), unless a trusted client sends its own.
     client_ip: Option<IpAddr>,
@@ -1091,6 +1092,11 @@ pub struct Request<'a> {
     /// Where `CONTEXT_READ` are in `batch_context`.
     batch_read: [Option<usize>; 3],
 }
+
+/// What `enrich` reserves for a line beyond its message, its enrichment and its id.
+const LINE_SLACK: usize = 96;
+/// Length of a generated message id (a hyphenated UUID).
+const GENERATED_ID_LEN: usize = 36;
 
 /// The context fields `enrich` reads, in key order (`lookup`).
 const CONTEXT_READ: [&str; 3] = ["bot", "ip", "userAgent"];
@@ -1168,6 +1174,15 @@ impl<'a> Request<'a> {
     /// `bots::is_bot`, remembering the last agent judged on this thread and its verdict: a
     /// batch's messages share one agent, and so do a client's consecutive requests (a
     /// single-message `/v1/track` judged its agent afresh each time: ~3,300 instructions).
+    /// Room for the lines of `messages` messages of a `body_len`-byte body: what `enrich`
+    /// reserves for each (a generated id included), summed, taking a message's compact size to
+    /// be at most its text's.
+    pub fn lines_room(&self, messages: usize, body_len: usize) -> usize {
+        body_len.saturating_add(
+            messages.saturating_mul(self.enrich_room + LINE_SLACK + GENERATED_ID_LEN),
+        )
+    }
+
     fn is_bot(&self, ua: &str) -> bool {
         thread_local! {
             static LAST: RefCell<Option<(String, bool)>> = const { RefCell::new(None) };
@@ -1192,19 +1207,13 @@ fn normalise(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// One accepted message's line.
+/// One accepted message, its line written to the caller's buffer.
 #[derive(Debug)]
-pub struct Encoded {
+pub struct Written {
+    /// Of that buffer (`InLine`).
     pub message_id: MessageId,
-    pub line: Vec<u8>,
     /// `context.bot` is `true` in the line.
     pub bot: bool,
-}
-
-impl Encoded {
-    pub fn message_id(&self) -> &str {
-        self.message_id.get(&self.line)
-    }
 }
 
 /// One message's top level, and its `context` when that was split on the way (`message_object`,
@@ -1251,15 +1260,17 @@ pub fn message_object<'a>(
 }
 
 /// Validates, enriches and encodes one message; the same rules, in the same order, as
-/// `validate::validate_message` followed by `enrich::enrich`. Its vectors are left in
-/// `scratch` for the next message.
+/// `validate::validate_message` followed by `enrich::enrich`. An accepted message's line is
+/// appended to `out`; a rejected one adds nothing. Its vectors are left in `scratch` for the
+/// next message.
 pub fn process<'a>(
     message: Message<'a>,
     implied: Option<MessageType>,
     max_message_bytes: usize,
     req: &Request<'a>,
     scratch: &mut Scratch<'a>,
-) -> Result<Result<Encoded, RuleViolation>, BodyError> {
+    out: &mut Vec<u8>,
+) -> Result<Result<Written, RuleViolation>, BodyError> {
     let Message {
         fields: obj,
         context: mut split_context,
@@ -1309,6 +1320,7 @@ pub fn process<'a>(
                     times,
                     size,
                     req,
+                    out,
                 )?)
             }
             Err(v) => Err(v),
@@ -1716,7 +1728,8 @@ fn enrich<'a>(
     times: Times,
     size: usize,
     req: &Request<'a>,
-) -> Result<Encoded, BodyError> {
+    line: &mut Vec<u8>,
+) -> Result<Written, BodyError> {
     // --- context: batch merge, ip, userAgent, bot ---
     let batch = &req.batch_context;
     let [own_bot, own_ip, own_ua] = lookup(context, &CONTEXT_READ);
@@ -1837,7 +1850,7 @@ fn enrich<'a>(
         _ => {
             let id = uuid::Uuid::new_v4().to_string();
             generated_id = Some(json_string(&id));
-            debug_assert_eq!(generated_id.as_deref().map(str::len), Some(id.len() + 2));
+            debug_assert_eq!(id.len(), GENERATED_ID_LEN);
             (
                 None,
                 id.len(),
@@ -1856,9 +1869,10 @@ fn enrich<'a>(
         ("timestamp", timestamp_edit),
         ("writeKey", Edit::Remove),
     ];
-    // The message's compact size plus all that enrichment can add: one allocation per line.
-    let mut line = Vec::with_capacity(size + req.enrich_room + id_len + 96);
-    let id_at = write_edited(&mut line, msg.iter_pairs(), &edits, 1, |out| {
+    // The message's compact size plus all that enrichment can add: the buffer grows at most
+    // once for the line (not at all when the caller reserved `Request::lines_room`).
+    line.reserve(size + req.enrich_room + id_len + LINE_SLACK);
+    let id_at = write_edited(line, msg.iter_pairs(), &edits, 1, |out| {
         let union = Union {
             a: &context.0,
             b: &batch.0,
@@ -1875,11 +1889,7 @@ fn enrich<'a>(
         },
         (None, None) => unreachable!("the line always has its messageId"),
     };
-    Ok(Encoded {
-        message_id,
-        line,
-        bot,
-    })
+    Ok(Written { message_id, bot })
 }
 
 #[doc(hidden)]

@@ -29,7 +29,7 @@ use crate::error::{IngestError, Rejection};
 use crate::line::{self, RequestInputs, Str};
 use crate::metrics::Metrics;
 use crate::ratelimit::{address_key, retry_after_secs, Limiter};
-use crate::sink::{Line, Sink, SinkError};
+use crate::sink::{Lines, Sink, SinkError};
 use crate::static_files;
 use crate::validate::{parse_timestamp, MessageType};
 
@@ -437,7 +437,7 @@ impl Items<'_> {
 /// What `encode` made of a request's body.
 struct Encoded<'a> {
     entry: &'a KeyEntry,
-    lines: Vec<Line>,
+    lines: Lines,
     rejected: Vec<Rejection>,
     bots_dropped: usize,
 }
@@ -592,7 +592,7 @@ fn encode_checked<'a>(
     })
     .map_err(bad)?;
 
-    let mut lines = Vec::with_capacity(items.len());
+    let mut lines = Lines::with_capacity(items.len(), req.lines_room(items.len(), decoded.len()));
     let mut rejected: Vec<Rejection> = Vec::new();
     let mut bots_dropped = 0;
     // Each message's fields are built only when its turn comes, so a 1,000-message batch holds
@@ -611,26 +611,26 @@ fn encode_checked<'a>(
                 settings.limits.max_message_bytes,
                 &req,
                 &mut scratch,
+                lines.buffer(),
             )
             .map_err(bad)?,
             Err(v) => Err(v),
         };
         match result {
-            Ok(encoded) => {
-                if encoded.bot {
+            Ok(written) => {
+                if written.bot {
                     state.metrics.bot(settings.drop_bots);
                     if settings.drop_bots {
                         // Acknowledged (a bot must not be told to retry), never written.
+                        lines.discard();
                         bots_dropped += 1;
                         continue;
                     }
                 }
-                lines.push(Line {
-                    message_id: encoded.message_id,
-                    bytes: encoded.line,
-                });
+                lines.push(written.message_id);
             }
             Err(violation) => {
+                lines.discard();
                 state.metrics.rejected(violation.rule);
                 rejected.push(violation.at(index));
             }

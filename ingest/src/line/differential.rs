@@ -19,8 +19,8 @@ use serde_json::Value;
 use time::macros::datetime;
 
 use super::{
-    as_string, deep_check, parse_body, parse_body_in_passes, process, Body, Encoded, Request,
-    RequestInputs, Scratch, Str,
+    as_string, deep_check, parse_body, parse_body_in_passes, process, Body, Request, RequestInputs,
+    Scratch, Str,
 };
 use crate::enrich::RequestContext;
 use crate::validate::{parse_timestamp, validate_message, MessageType, RuleViolation};
@@ -136,6 +136,21 @@ pub fn reference(body: &str, o: &Opts<'_>) -> Out {
 /// string `messageId` (so the line's id is not generated).
 pub type Processed = (bool, Result<Encoded, RuleViolation>);
 
+/// An accepted message as `process` wrote it: its line (cut from the buffer the request's lines
+/// share), the id it reported for it, and whether it is a bot's.
+#[derive(Debug)]
+pub struct Encoded {
+    pub line: Vec<u8>,
+    message_id: String,
+    pub bot: bool,
+}
+
+impl Encoded {
+    pub fn message_id(&self) -> &str {
+        &self.message_id
+    }
+}
+
 /// The production line pipeline, in the router's order. `None` when it gives up on the body
 /// (the router then answers with the reference parser's error).
 pub fn run(body: &str, o: &Opts<'_>) -> Option<Vec<Processed>> {
@@ -198,6 +213,7 @@ pub fn run_with(body: &str, o: &Opts<'_>, one_pass: bool) -> Option<Vec<Processe
     .ok()?;
     let mut out = Vec::new();
     let mut scratch = Scratch::default();
+    let mut lines = Vec::new();
     for item in items {
         let (had_id, r) = match item {
             Ok(m) => {
@@ -205,10 +221,17 @@ pub fn run_with(body: &str, o: &Opts<'_>, one_pass: bool) -> Option<Vec<Processe
                     Some(raw) => matches!(as_string(raw.get()).ok()?, Some(s) if !s.is_empty()),
                     None => false,
                 };
-                (
-                    had_id,
-                    process(m, o.implied, o.max, &req, &mut scratch).ok()?,
-                )
+                let start = lines.len();
+                let r = process(m, o.implied, o.max, &req, &mut scratch, &mut lines).ok()?;
+                let r = r.map(|w| Encoded {
+                    line: lines[start..].to_vec(),
+                    message_id: w.message_id.get(&lines).to_owned(),
+                    bot: w.bot,
+                });
+                if r.is_err() {
+                    assert_eq!(lines.len(), start, "a rejected message wrote nothing");
+                }
+                (had_id, r)
             }
             Err(v) => (false, Err(v)),
         };

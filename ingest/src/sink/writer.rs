@@ -18,7 +18,7 @@ use time::OffsetDateTime;
 use tokio::sync::oneshot;
 
 use super::files::{self, HourKey};
-use super::{rebuild, Line, Outcome, RebuildStats, SinkError, SinkOptions};
+use super::{rebuild, Lines, Outcome, RebuildStats, SinkError, SinkOptions};
 use crate::config::FsyncMode;
 use crate::dedupe::{DedupeWindow, KeyHasher, KeySet};
 use crate::metrics::Metrics;
@@ -30,7 +30,7 @@ const IDLE_TICK: Duration = Duration::from_secs(1);
 
 pub enum Command {
     Append {
-        lines: Vec<Line>,
+        lines: Lines,
         reply: oneshot::Sender<Ack>,
     },
     Shutdown,
@@ -43,7 +43,7 @@ pub enum Command {
 #[derive(Debug)]
 pub struct Ack {
     pub result: Result<Outcome, SinkError>,
-    pub lines: Vec<Line>,
+    pub lines: Lines,
 }
 
 struct OpenFile {
@@ -64,7 +64,7 @@ pub struct Writer {
     metrics: Arc<Metrics>,
 }
 
-type Job = (Vec<Line>, oneshot::Sender<Ack>);
+type Job = (Lines, oneshot::Sender<Ack>);
 
 impl Writer {
     pub fn new(
@@ -121,12 +121,12 @@ impl Writer {
                 }
             };
             // Group commit: everything queued right now goes into this one write + sync.
-            let mut bytes: usize = first.0.iter().map(|l| l.bytes.len()).sum();
+            let mut bytes = first.0.byte_len();
             let mut jobs = vec![first];
             while bytes < MAX_GROUP_BYTES {
                 match rx.try_recv() {
                     Ok(Command::Append { lines, reply }) => {
-                        bytes += lines.iter().map(|l| l.bytes.len()).sum::<usize>();
+                        bytes += lines.byte_len();
                         jobs.push((lines, reply));
                     }
                     Ok(Command::Shutdown) => {
@@ -145,7 +145,8 @@ impl Writer {
         let now = Instant::now();
         // The lines are written straight from the requests' buffers (writev), not copied into
         // one group buffer first: a group of 1,000-message batches was a second copy of up to
-        // 16 MiB held on top of the requests' own (peak RSS, bench/README.md "Memory").
+        // 16 MiB held on top of the requests' own (peak RSS, bench/README.md "Memory"). Each run
+        // of a request's lines that are all written is one slice.
         let mut parts: Vec<IoSlice<'_>> = Vec::with_capacity(jobs.iter().map(|j| j.0.len()).sum());
         let mut total = 0;
         // Sized for the group: grown from empty it rehashed several times per group.
@@ -157,15 +158,26 @@ impl Writer {
         let keys = self.hasher.source(&self.source);
         for (lines, _) in &jobs {
             let mut outcome = Outcome::default();
-            for line in lines {
-                let key = keys.key(line.message_id());
+            let bytes = lines.bytes();
+            let mut run = 0..0;
+            for (line, id) in lines.iter() {
+                let key = keys.key(id);
                 if self.dedupe.contains(key, now) || !pending.insert(key) {
                     outcome.deduplicated += 1;
                 } else {
-                    parts.push(IoSlice::new(&line.bytes));
-                    total += line.bytes.len();
+                    if run.end != line.start {
+                        if !run.is_empty() {
+                            parts.push(IoSlice::new(&bytes[run.clone()]));
+                        }
+                        run.start = line.start;
+                    }
+                    run.end = line.end;
+                    total += line.len();
                     outcome.written += 1;
                 }
+            }
+            if !run.is_empty() {
+                parts.push(IoSlice::new(&bytes[run]));
             }
             outcomes.push(outcome);
         }
@@ -337,6 +349,7 @@ fn write_all_vectored(file: &mut File, mut parts: &mut [IoSlice<'_>]) -> std::io
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sink::MessageId;
     use std::sync::mpsc;
 
     fn options(dir: &std::path::Path, rotate_bytes: u64) -> SinkOptions {
@@ -359,11 +372,24 @@ mod tests {
         )
     }
 
-    fn line(id: &str) -> Line {
-        Line {
-            message_id: id.into(),
-            bytes: format!("{{\"messageId\":\"{id}\"}}\n").into_bytes(),
+    /// A request's lines of these ids, every other one's id kept as a span of the buffer.
+    fn lines<S: AsRef<str>>(ids: &[S]) -> Lines {
+        let mut lines = Lines::default();
+        for (i, id) in ids.iter().enumerate() {
+            let id = id.as_ref();
+            let out = lines.buffer();
+            out.extend_from_slice(b"{\"messageId\":\"");
+            let start = out.len();
+            out.extend_from_slice(id.as_bytes());
+            let end = out.len();
+            out.extend_from_slice(b"\"}\n");
+            lines.push(if i % 2 == 0 {
+                MessageId::InLine { start, end }
+            } else {
+                id.into()
+            });
         }
+        lines
     }
 
     fn all_files(dir: &std::path::Path) -> Vec<(String, String)> {
@@ -384,7 +410,7 @@ mod tests {
         out
     }
 
-    fn send(tx: &mpsc::Sender<Command>, lines: Vec<Line>) -> oneshot::Receiver<Ack> {
+    fn send(tx: &mpsc::Sender<Command>, lines: Lines) -> oneshot::Receiver<Ack> {
         let (reply, rx) = oneshot::channel();
         tx.send(Command::Append { lines, reply }).unwrap();
         rx
@@ -404,9 +430,9 @@ mod tests {
         );
         let (tx, rx) = mpsc::channel();
         // Queue three jobs before the writer starts: they form one group.
-        let a = send(&tx, vec![line("m1"), line("m2")]);
-        let b = send(&tx, vec![line("m2"), line("m3")]);
-        let c = send(&tx, vec![line("m1")]);
+        let a = send(&tx, lines(&["m1", "m2"]));
+        let b = send(&tx, lines(&["m2", "m3"]));
+        let c = send(&tx, lines(&["m1"]));
         let handle = std::thread::spawn(move || w.run(rx));
         assert_eq!(
             a.blocking_recv().unwrap().result.unwrap(),
@@ -430,7 +456,7 @@ mod tests {
             }
         );
         // A later group: m3 is remembered, m4 is new and does not fit in the current file.
-        let d = send(&tx, vec![line("m3"), line("m4")]);
+        let d = send(&tx, lines(&["m3", "m4"]));
         assert_eq!(
             d.blocking_recv().unwrap().result.unwrap(),
             Outcome {
@@ -497,7 +523,7 @@ mod tests {
         // Make the source directory impossible to create: a file sits where its parent should be.
         std::fs::write(dir.path().join("missing-parent"), b"").unwrap();
         let (reply, rx) = oneshot::channel();
-        w.commit(vec![(vec![line("m1")], reply)]);
+        w.commit(vec![(lines(&["m1"]), reply)]);
         assert!(matches!(
             rx.blocking_recv().unwrap().result,
             Err(SinkError::Io(_))
@@ -510,22 +536,24 @@ mod tests {
 
     #[test]
     fn a_group_of_more_lines_than_iov_max_is_written_whole_and_in_order() {
-        // writev takes at most 1,024 buffers a call: 3 requests of 1,500 lines need several.
+        // writev takes at most 1,024 buffers a call: 3 requests of 1,500 lines, each line sent
+        // twice (so each written one is a run of its own, a slice), need several.
         let dir = tempfile::tempdir().unwrap();
         let mut w = writer(dir.path(), 1 << 30);
         let mut jobs = Vec::new();
         let mut replies = Vec::new();
         for r in 0..3 {
             let (reply, rx) = oneshot::channel();
-            jobs.push((
-                (0..1500).map(|i| line(&format!("r{r}-{i}"))).collect(),
-                reply,
-            ));
+            let ids: Vec<String> = (0..1500)
+                .flat_map(|i| [format!("r{r}-{i}"), format!("r{r}-{i}")])
+                .collect();
+            jobs.push((lines(&ids), reply));
             replies.push(rx);
         }
         w.commit(jobs);
         for rx in replies {
-            assert_eq!(rx.blocking_recv().unwrap().result.unwrap().written, 1500);
+            let outcome = rx.blocking_recv().unwrap().result.unwrap();
+            assert_eq!((outcome.written, outcome.deduplicated), (1500, 1500));
         }
         let files = all_files(dir.path());
         assert_eq!(files.len(), 1);
