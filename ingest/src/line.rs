@@ -605,12 +605,16 @@ fn fields<'a>(obj: RawObject<'a>, body: &Body<'_>) -> Result<(Fields<'a>, usize)
     Ok((Obj(out), size))
 }
 
-/// The vectors a message's object levels are split into, handed on from each message of a
-/// request to the next: a batch message allocated two of them (and freed them).
+/// The vectors a message's object levels are split into, and the key orders found for the last
+/// message's (`top_level::KeyOrder`), handed on from each message of a request to the next: a
+/// batch message allocated two vectors (and freed them) and sorted both levels.
 #[derive(Default)]
 pub struct Scratch<'a> {
     raw: Vec<(Str<'a>, RawVal<'a>)>,
     raw_context: Vec<(Str<'a>, RawVal<'a>)>,
+    /// The key orders of the last message's top level and context.
+    order: top_level::KeyOrder<'a>,
+    context_order: top_level::KeyOrder<'a>,
 }
 
 /// Empties a canonical level and hands its vector back as a raw one (in place, as `fields`
@@ -1927,6 +1931,43 @@ mod tests {
         ] {
             same(&body, &DEFAULT);
             super::differential::check(&body, &DEFAULT);
+        }
+    }
+
+    /// A batch's messages reuse the key order found for the one before (`top_level::KeyOrder`)
+    /// only when they have the same keys in the same order.
+    #[test]
+    fn messages_with_other_keys_or_orders_than_the_last_are_sorted_afresh() {
+        let body = wrap(&[
+            r#"{"type":"track","event":"e","userId":"u","messageId":"k1","context":{"b":1,"a":2}}"#,
+            r#"{"type":"track","event":"e","userId":"u","messageId":"k2","context":{"b":3,"a":4}}"#,
+            r#"{"userId":"u","type":"track","event":"e","messageId":"k3","context":{"a":5,"b":6}}"#,
+            r#"{"type":"track","event":"e","userId":"u","messageId":"x","messageId":"k4","context":{"b":1,"b":2}}"#,
+            r#"{"type":"track","event":"e","userId":"u","messageId":"k5","context":{"b":1,"a":2}}"#,
+            r#"{"type":"track","event":"e","userIe":"u","messageId":"k6","context":{"b":1,"c":2}}"#,
+            r#"{"type":"track","event":"e","userId":"u","messageId":"k7","context":{"b":1,"a":2}}"#,
+            r#"{"type":"track","event":"e","userId":"u","messageId":"k8"}"#,
+            r#"{"type":"track","event":"e","userId":"u","messageId":"k9","context":{}}"#,
+            r#"{"type":"track","event":"e","userId":"u","messageId":"k10","context":{"b":1,"a":2}}"#,
+        ]);
+        same(&body, &DEFAULT);
+        super::differential::check(&body, &DEFAULT);
+    }
+
+    #[test]
+    fn same_key_is_equality() {
+        let text: Vec<u8> = (0..64u8).map(|i| b'a' + i % 26).collect();
+        for n in 0..40 {
+            for m in 0..40 {
+                let (a, b) = (&text[..n], &text[..m]);
+                assert_eq!(top_level::same_key(a, b), a == b);
+                let mut c = a.to_vec();
+                for i in 0..n {
+                    c[i] ^= 1;
+                    assert!(!top_level::same_key(a, &c), "{n} {i}");
+                    c[i] ^= 1;
+                }
+            }
         }
     }
 

@@ -30,8 +30,8 @@
 use std::borrow::Cow;
 
 use super::{
-    key_in_order, message_object, string_stop, Batch, Body, BodyError, Elements, Message, Obj,
-    RawObject, RawVal, Scan, Scratch, Str, TopLevel, DEPTH_BUDGET,
+    key_cmp, key_in_order, message_object, string_stop, Batch, Body, BodyError, Elements, Message,
+    Obj, RawObject, RawVal, Scan, Scratch, Str, TopLevel, DEPTH_BUDGET,
 };
 use crate::validate::RuleViolation;
 
@@ -117,7 +117,7 @@ pub(super) fn split_body(text: &str) -> Option<TopLevel<'_>> {
     }
     let context = if context_split {
         // A duplicate key in it: the old way has the value it drops checked.
-        Some(object(text, &context, Vec::new()).ok()?)
+        Some(object(text, &context, Vec::new(), &mut KeyOrder::default()).ok()?)
     } else {
         None
     };
@@ -131,27 +131,89 @@ pub(super) fn split_body(text: &str) -> Option<TopLevel<'_>> {
 /// The sorted, deduplicated object of split `members` (offsets into `text`); `Err` when a
 /// duplicate key shadowed a value, which the caller must have checked another way (see
 /// `Obj::from_pairs`).
-/// Built in `pairs` (emptied first), a vector an earlier message left behind (see `Scratch`).
+/// Built in `pairs` (emptied first), a vector an earlier message left behind (see `Scratch`),
+/// in the key order `order` found for the last object when this one has the same keys in the
+/// same order (see `KeyOrder`).
 fn object<'a>(
     text: &'a str,
     members: &[Member],
     mut pairs: Vec<(Str<'a>, RawVal<'a>)>,
+    order: &mut KeyOrder<'a>,
 ) -> Result<RawObject<'a>, RawObject<'a>> {
     pairs.clear();
-    pairs.extend(members.iter().map(|m| {
-        let key = m.key as usize;
-        (
-            Str(Cow::Borrowed(&text[key..key + usize::from(m.key_len)])),
-            RawVal {
-                text: &text[m.value as usize..m.value_end as usize],
-                scan: m.scan,
-            },
-        )
-    }));
+    let key = |m: &Member| m.key_text(text);
+    if order.holds(members.iter().map(key)) || order.learn(members.iter().map(key)) {
+        pairs.extend(order.order.iter().map(|&i| members[i as usize].pair(text)));
+        return Ok(Obj(pairs));
+    }
+    // A duplicate key.
+    pairs.extend(members.iter().map(|m| m.pair(text)));
     match Obj::from_pairs(pairs) {
         (obj, false) => Ok(obj),
         (obj, true) => Err(obj),
     }
+}
+
+/// The keys of the last object `object` split, in input order, and their key order. A batch's
+/// messages mostly have the same keys in the same order (and so do their contexts): for them
+/// the sort and the duplicate check of `Obj::from_pairs` (~700 instructions a message) become
+/// a comparison of the keys.
+#[derive(Debug, Default)]
+pub(super) struct KeyOrder<'a> {
+    keys: Vec<&'a str>,
+    /// Indices into `keys` in key order (they are unique).
+    order: Vec<u32>,
+}
+
+impl<'a> KeyOrder<'a> {
+    /// Whether `keys` are the ones learnt, in the same order.
+    fn holds(&self, keys: impl ExactSizeIterator<Item = &'a str>) -> bool {
+        keys.len() == self.keys.len()
+            && keys
+                .zip(&self.keys)
+                .all(|(a, b)| same_key(a.as_bytes(), b.as_bytes()))
+    }
+
+    /// Learns the key order of `keys`, as `Obj::from_pairs` sorts them (stable); `false`, and
+    /// nothing learnt, when two keys are equal (then `from_pairs` must resolve them).
+    fn learn(&mut self, keys: impl ExactSizeIterator<Item = &'a str>) -> bool {
+        let Self { keys: known, order } = self;
+        known.clear();
+        known.extend(keys);
+        order.clear();
+        order.extend(0..offset(known.len()));
+        let key = |i: &u32| known[*i as usize].as_bytes();
+        order.sort_by(|a, b| key_cmp(key(a), key(b)));
+        if order
+            .windows(2)
+            .all(|w| key_cmp(key(&w[0]), key(&w[1])).is_lt())
+        {
+            return true;
+        }
+        known.clear();
+        order.clear();
+        false
+    }
+}
+
+/// `a == b` for short keys, a word at a time.
+#[inline]
+pub(super) fn same_key(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    let word = |s: &[u8], i: usize| {
+        s.get(i..i + 8)
+            .map(|w| u64::from_le_bytes(w.try_into().unwrap_or([0; 8])))
+    };
+    if n < 8 {
+        return a.iter().zip(b).all(|(x, y)| x == y);
+    }
+    // The first and the last eight bytes (overlapping when shorter than 16), then the rest.
+    word(a, 0) == word(b, 0)
+        && word(a, n - 8) == word(b, n - 8)
+        && (n <= 16 || a[8..n - 8] == b[8..n - 8])
 }
 
 /// A strict JSON reader that also tracks, while `judge` is on, whether the text is what
@@ -556,6 +618,26 @@ struct Member {
     scan: Scan,
 }
 
+impl Member {
+    // Inlined into `object`'s loops, which otherwise call it for every member.
+    #[inline(always)]
+    fn key_text(self, text: &str) -> &str {
+        let key = self.key as usize;
+        &text[key..key + usize::from(self.key_len)]
+    }
+
+    #[inline(always)]
+    fn pair(self, text: &str) -> (Str<'_>, RawVal<'_>) {
+        (
+            Str(Cow::Borrowed(self.key_text(text))),
+            RawVal {
+                text: &text[self.value as usize..self.value_end as usize],
+                scan: self.scan,
+            },
+        )
+    }
+}
+
 impl<'a> SplitBatch<'a> {
     pub(super) fn len(&self) -> usize {
         self.elements.len()
@@ -577,8 +659,8 @@ impl<'a> SplitBatch<'a> {
             };
             return message_object(raw, body);
         }
-        let object = |members: &[Member], pairs| -> Result<RawObject<'a>, BodyError> {
-            object(text, members, pairs).or_else(|obj| {
+        let object = |members: &[Member], pairs, order: &mut KeyOrder<'a>| {
+            object(text, members, pairs, order).or_else(|obj| {
                 // As in `split_fields`: the reference parse of the whole body judges what was
                 // dropped.
                 body.check()?;
@@ -592,9 +674,14 @@ impl<'a> SplitBatch<'a> {
             n => Some(object(
                 &self.fields[own..own + n as usize],
                 std::mem::take(&mut scratch.raw_context),
+                &mut scratch.context_order,
             )?),
         };
-        let fields = object(&self.fields[first..own], std::mem::take(&mut scratch.raw))?;
+        let fields = object(
+            &self.fields[first..own],
+            std::mem::take(&mut scratch.raw),
+            &mut scratch.order,
+        )?;
         Ok(Ok(Message { fields, context }))
     }
 }
