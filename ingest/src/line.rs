@@ -229,11 +229,6 @@ fn positions<V, const N: usize>(obj: &Obj<'_, V>, keys: &[&str; N]) -> [Option<u
     out
 }
 
-/// The values of `keys` (sorted, unique) in `obj` (`positions`).
-fn lookup<'o, V, const N: usize>(obj: &'o Obj<'_, V>, keys: &[&str; N]) -> [Option<&'o V>; N] {
-    positions(obj, keys).map(|at| at.map(|i| &obj.0[i].1))
-}
-
 impl<'a, V> IntoIterator for Obj<'a, V> {
     type Item = (Str<'a>, V);
     type IntoIter = std::vec::IntoIter<(Str<'a>, V)>;
@@ -322,6 +317,8 @@ impl<'a> TopLevel<'a> {
         Message {
             fields: self.fields,
             context: self.context,
+            layout: None,
+            context_layout: None,
         }
     }
 }
@@ -615,6 +612,9 @@ pub struct Scratch<'a> {
     /// The key orders of the last message's top level and context.
     order: top_level::KeyOrder<'a>,
     context_order: top_level::KeyOrder<'a>,
+    /// Where `VALIDATED` and `CONTEXT_READ` were in the last message of a layout (`cached`).
+    validated: Option<(u64, [Option<usize>; 15])>,
+    context_read: Option<(u64, [Option<usize>; 3])>,
 }
 
 /// Empties a canonical level and hands its vector back as a raw one (in place, as `fields`
@@ -1102,7 +1102,7 @@ const LINE_SLACK: usize = 96;
 /// Length of a generated message id (a hyphenated UUID).
 const GENERATED_ID_LEN: usize = 36;
 
-/// The context fields `enrich` reads, in key order (`lookup`).
+/// The context fields `enrich` reads, in key order (`positions`).
 const CONTEXT_READ: [&str; 3] = ["bot", "ip", "userAgent"];
 
 /// Inputs of `Request::new`, as the router has them.
@@ -1228,13 +1228,16 @@ pub struct Written {
 pub struct Message<'a> {
     pub fields: RawObject<'a>,
     context: Option<RawObject<'a>>,
+    /// The `top_level::KeyOrder` layouts of `fields` and `context`, when split with one.
+    layout: Option<u64>,
+    context_layout: Option<u64>,
 }
 
 impl<'a> From<RawObject<'a>> for Message<'a> {
     fn from(fields: RawObject<'a>) -> Self {
         Self {
             fields,
-            context: None,
+            ..Self::default()
         }
     }
 }
@@ -1260,7 +1263,11 @@ pub fn message_object<'a>(
     };
     let mut context = None;
     let fields = split_fields(&mut sc, text, body, Mode::Scan, Some(&mut context))?;
-    Ok(Ok(Message { fields, context }))
+    Ok(Ok(Message {
+        fields,
+        context,
+        ..Message::default()
+    }))
 }
 
 /// Validates, enriches and encodes one message; the same rules, in the same order, as
@@ -1278,7 +1285,11 @@ pub fn process<'a>(
     let Message {
         fields: obj,
         context: mut split_context,
+        layout,
+        context_layout: split_layout,
     } = message;
+    // The layout of the context written, when it is the one split with the message.
+    let mut context_layout = None;
     let mut size = 2 + obj.len().saturating_sub(1);
     let mut context = None;
     // `obj` is sorted and deduplicated already; converted in place (see `fields`).
@@ -1289,7 +1300,10 @@ pub fn process<'a>(
             let text = if k.0 == "context" && v.get().starts_with('{') {
                 // Expanded one level: enrichment adds to it, and its values are copied through.
                 let split = match split_context.take() {
-                    Some(c) => c,
+                    Some(c) => {
+                        context_layout = split_layout;
+                        c
+                    }
                     None => split_object(v, req.body, Mode::Scan)?,
                 };
                 let (c, c_size) = fields(split, req.body)?;
@@ -1312,20 +1326,28 @@ pub fn process<'a>(
             format!("message is {size} bytes, more than the {max_message_bytes} allowed"),
         ))
     } else {
-        match validate(&msg, implied)? {
+        let at = cached(&mut scratch.validated, layout, || {
+            positions(&msg, &VALIDATED)
+        });
+        match validate(&msg, &at, implied)? {
             Ok((times, implied_type)) => {
+                let mut read = ENRICHED.map(|i| at[i]);
                 if let Some(t) = implied_type {
                     msg.insert(key("type"), Json::Owned(json_string(t.as_str())));
+                    read = positions(&msg, &ENRICHED.map(|i| VALIDATED[i]));
                 }
                 let none = Fields::new();
-                Ok(enrich(
-                    &msg,
-                    context.as_ref().unwrap_or(&none),
-                    times,
-                    size,
-                    req,
-                    out,
-                )?)
+                let context = context.as_ref().unwrap_or(&none);
+                let context_read = cached(&mut scratch.context_read, context_layout, || {
+                    positions(context, &CONTEXT_READ)
+                });
+                let fields = Found {
+                    msg: &msg,
+                    read,
+                    context,
+                    context_read,
+                };
+                Ok(enrich(fields, times, size, req, out)?)
             }
             Err(v) => Err(v),
         }
@@ -1335,6 +1357,36 @@ pub fn process<'a>(
         recycle(&mut scratch.raw_context, c);
     }
     Ok(verdict)
+}
+
+/// Where `find` finds some fields in an object of `layout` (`Message::layout`): as for the last
+/// one of that layout, when `slot` has it (a batch's messages mostly share one: the merges of
+/// `positions` were ~600 instructions a message).
+fn cached<const N: usize>(
+    slot: &mut Option<(u64, [Option<usize>; N])>,
+    layout: Option<u64>,
+    find: impl FnOnce() -> [Option<usize>; N],
+) -> [Option<usize>; N] {
+    match (layout, *slot) {
+        (Some(l), Some((known, at))) if known == l => at,
+        _ => {
+            let at = find();
+            if let Some(l) = layout {
+                *slot = Some((l, at));
+            }
+            at
+        }
+    }
+}
+
+/// A message's fields and context, and where the fields `enrich` reads are in them.
+struct Found<'f, 'a> {
+    msg: &'f Fields<'a>,
+    /// `ENRICHED`'s.
+    read: [Option<usize>; 4],
+    context: &'f Fields<'a>,
+    /// `CONTEXT_READ`'s.
+    context_read: [Option<usize>; 3],
 }
 
 /// Parsed client clocks, kept from validation for enrichment.
@@ -1365,7 +1417,7 @@ fn string_of<'j>(v: Option<&'j Json<'_>>) -> Result<Option<Cow<'j, str>>, BodyEr
     }
 }
 
-/// The fields `validate` reads, in key order (`lookup`).
+/// The fields `validate` reads, in key order (`positions`).
 const VALIDATED: [&str; 15] = [
     "anonymousId",
     "context",
@@ -1384,14 +1436,20 @@ const VALIDATED: [&str; 15] = [
     "userId",
 ];
 
+/// The fields of `VALIDATED` `enrich` reads too: messageId, originalTimestamp, sentAt and
+/// timestamp.
+const ENRICHED: [usize; 4] = [5, 7, 10, 11];
+
 /// `validate_message`'s rules. Ok: the parsed clocks, and the endpoint's type when the message
 /// has none (the caller inserts it: a rejected message is not edited).
+/// `at`: where `VALIDATED` are in `msg`.
 fn validate(
     msg: &Fields<'_>,
+    at: &[Option<usize>; 15],
     implied: Option<MessageType>,
 ) -> Result<Result<(Times, Option<MessageType>), RuleViolation>, BodyError> {
     let [anonymous_id, context, event, group_id, integrations, message_id, name, original_timestamp, previous_id, properties, sent_at, timestamp, traits, type_field, user_id] =
-        lookup(msg, &VALIDATED);
+        at.map(|i| i.map(|i| &msg.0[i].1));
     let mut implied_type = None;
     let kind_ = match (is_null(type_field), implied) {
         (true, Some(t)) => {
@@ -1727,8 +1785,7 @@ impl<'x, 'a> Iterator for Union<'x, 'a> {
 /// Enrichment (`enrich::enrich`'s rules) written straight into the line: every field the
 /// reference adds, replaces or removes becomes an `Edit`, applied while the message is written.
 fn enrich<'a>(
-    msg: &Fields<'a>,
-    context: &Fields<'a>,
+    found: Found<'_, 'a>,
     times: Times,
     size: usize,
     req: &Request<'a>,
@@ -1736,7 +1793,13 @@ fn enrich<'a>(
 ) -> Result<Written, BodyError> {
     // --- context: batch merge, ip, userAgent, bot ---
     let batch = &req.batch_context;
-    let [own_bot, own_ip, own_ua] = lookup(context, &CONTEXT_READ);
+    let Found {
+        msg,
+        read,
+        context,
+        context_read,
+    } = found;
+    let [own_bot, own_ip, own_ua] = context_read.map(|at| at.map(|i| &context.0[i].1));
     let [batch_bot, batch_ip, batch_ua] = req.batch_read.map(|at| at.map(|i| &batch.0[i].1));
     let supplied_ip = if req.trust_client_ip {
         string_of(own_ip.or(batch_ip))?.and_then(|s| s.parse::<IpAddr>().ok())
@@ -1802,10 +1865,7 @@ fn enrich<'a>(
     let context_edits = [("bot", bot_edit), ("ip", ip_edit), ("userAgent", ua_edit)];
 
     // --- clocks ---
-    let [own_id, original, own_sent_at, timestamp] = lookup(
-        msg,
-        &["messageId", "originalTimestamp", "sentAt", "timestamp"],
-    );
+    let [own_id, original, own_sent_at, timestamp] = read.map(|at| at.map(|i| &msg.0[i].1));
     let msg_sent_at = own_sent_at.map(Json::as_str).filter(|j| j.starts_with('"'));
     let sent_at: Option<(&str, Option<OffsetDateTime>)> = match msg_sent_at {
         Some(j) => Some((j, times.sent_at)),

@@ -117,7 +117,11 @@ pub(super) fn split_body(text: &str) -> Option<TopLevel<'_>> {
     }
     let context = if context_split {
         // A duplicate key in it: the old way has the value it drops checked.
-        Some(object(text, &context, Vec::new(), &mut KeyOrder::default()).ok()?)
+        Some(
+            object(text, &context, Vec::new(), &mut KeyOrder::default())
+                .ok()?
+                .0,
+        )
     } else {
         None
     };
@@ -133,23 +137,23 @@ pub(super) fn split_body(text: &str) -> Option<TopLevel<'_>> {
 /// `Obj::from_pairs`).
 /// Built in `pairs` (emptied first), a vector an earlier message left behind (see `Scratch`),
 /// in the key order `order` found for the last object when this one has the same keys in the
-/// same order (see `KeyOrder`).
+/// same order (see `KeyOrder`). Ok: the object, and the `KeyOrder::layout` it has, if any.
 fn object<'a>(
     text: &'a str,
     members: &[Member],
     mut pairs: Vec<(Str<'a>, RawVal<'a>)>,
     order: &mut KeyOrder<'a>,
-) -> Result<RawObject<'a>, RawObject<'a>> {
+) -> Result<(RawObject<'a>, Option<u64>), RawObject<'a>> {
     pairs.clear();
     let key = |m: &Member| m.key_text(text);
     if order.holds(members.iter().map(key)) || order.learn(members.iter().map(key)) {
         pairs.extend(order.order.iter().map(|&i| members[i as usize].pair(text)));
-        return Ok(Obj(pairs));
+        return Ok((Obj(pairs), Some(order.layout)));
     }
     // A duplicate key.
     pairs.extend(members.iter().map(|m| m.pair(text)));
     match Obj::from_pairs(pairs) {
-        (obj, false) => Ok(obj),
+        (obj, false) => Ok((obj, None)),
         (obj, true) => Err(obj),
     }
 }
@@ -163,6 +167,9 @@ pub(super) struct KeyOrder<'a> {
     keys: Vec<&'a str>,
     /// Indices into `keys` in key order (they are unique).
     order: Vec<u32>,
+    /// Tells the key lists learnt apart: objects split with the same layout have the same keys
+    /// at the same positions (so `process` reuses where it found the fields it reads).
+    layout: u64,
 }
 
 impl<'a> KeyOrder<'a> {
@@ -177,7 +184,11 @@ impl<'a> KeyOrder<'a> {
     /// Learns the key order of `keys`, as `Obj::from_pairs` sorts them (stable); `false`, and
     /// nothing learnt, when two keys are equal (then `from_pairs` must resolve them).
     fn learn(&mut self, keys: impl ExactSizeIterator<Item = &'a str>) -> bool {
-        let Self { keys: known, order } = self;
+        let Self {
+            keys: known,
+            order,
+            layout,
+        } = self;
         known.clear();
         known.extend(keys);
         order.clear();
@@ -188,6 +199,7 @@ impl<'a> KeyOrder<'a> {
             .windows(2)
             .all(|w| key_cmp(key(&w[0]), key(&w[1])).is_lt())
         {
+            *layout += 1;
             return true;
         }
         known.clear();
@@ -664,24 +676,32 @@ impl<'a> SplitBatch<'a> {
                 // As in `split_fields`: the reference parse of the whole body judges what was
                 // dropped.
                 body.check()?;
-                Ok(obj)
+                Ok((obj, None))
             })
         };
         let first = e.first as usize;
         let own = first + e.members as usize;
-        let context = match e.context {
-            NO_CONTEXT => None,
-            n => Some(object(
-                &self.fields[own..own + n as usize],
-                std::mem::take(&mut scratch.raw_context),
-                &mut scratch.context_order,
-            )?),
+        let (context, context_layout) = match e.context {
+            NO_CONTEXT => (None, None),
+            n => {
+                let (c, layout) = object(
+                    &self.fields[own..own + n as usize],
+                    std::mem::take(&mut scratch.raw_context),
+                    &mut scratch.context_order,
+                )?;
+                (Some(c), layout)
+            }
         };
-        let fields = object(
+        let (fields, layout) = object(
             &self.fields[first..own],
             std::mem::take(&mut scratch.raw),
             &mut scratch.order,
         )?;
-        Ok(Ok(Message { fields, context }))
+        Ok(Ok(Message {
+            fields,
+            context,
+            layout,
+            context_layout,
+        }))
     }
 }
