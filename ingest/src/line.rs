@@ -1994,10 +1994,11 @@ mod tests {
         }
     }
 
-    /// A batch's messages reuse the key order found for the one before (`top_level::KeyOrder`)
+    /// A batch's messages reuse the key order found for the one before (`top_level::KeyOrder`),
+    /// and where the fields read were found in it (`cached`),
     /// only when they have the same keys in the same order.
     #[test]
-    fn messages_with_other_keys_or_orders_than_the_last_are_sorted_afresh() {
+    fn messages_with_other_keys_or_orders_than_the_last_are_read_afresh() {
         let body = wrap(&[
             r#"{"type":"track","event":"e","userId":"u","messageId":"k1","context":{"b":1,"a":2}}"#,
             r#"{"type":"track","event":"e","userId":"u","messageId":"k2","context":{"b":3,"a":4}}"#,
@@ -2009,6 +2010,17 @@ mod tests {
             r#"{"type":"track","event":"e","userId":"u","messageId":"k8"}"#,
             r#"{"type":"track","event":"e","userId":"u","messageId":"k9","context":{}}"#,
             r#"{"type":"track","event":"e","userId":"u","messageId":"k10","context":{"b":1,"a":2}}"#,
+            // Where the fields read are found is reused only for the same layout.
+            r#"{"type":"track","event":"e","userId":"u","messageId":"k11","context":{"ip":"1.2.3.4","userAgent":"Googlebot/2.1"}}"#,
+            r#"{"type":"track","event":"e","userId":"u","messageId":"k12","context":{"ip":"1.2.3.5","userAgent":"Googlebot/2.1"}}"#,
+            r#"{"type":"track","event":"e","userId":"u","messageId":"k13","context":{"bot":true,"userAgent":"curl/8"}}"#,
+            r#"{"type":"track","event":"e","userId":"u","messageId":"k14","context":{"ip":"1.2.3.6","zzz":"Googlebot/2.1"}}"#,
+            r#"{"type":"track","event":"e","anonymousId":"u","messageId":"k15","timestamp":"2024-05-01T10:00:00.000Z"}"#,
+            r#"{"type":"track","event":"e","anonymousId":"u","messageId":"k16","timestamp":"2024-05-01T10:00:01.000Z"}"#,
+            r#"{"type":"track","event":"e","anonymousId":"u","messageIe":"k17","timestamp":"2024-05-01T10:00:01.000Z"}"#,
+            r#"{"type":"track","event":"e","anonymousId":"u","messageId":"k18","timestamq":"2024-05-01T10:00:01.000Z"}"#,
+            r#"{"type":"identify","userId":"u","messageId":"k19","sentAt":"2024-05-01T10:00:02.000Z"}"#,
+            r#"{"type":"identify","userId":"u","messageId":"k20","sentAt":"2024-05-01T10:00:03.000Z"}"#,
         ]);
         same(&body, &DEFAULT);
         super::differential::check(&body, &DEFAULT);
