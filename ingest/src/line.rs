@@ -28,7 +28,7 @@ use time::OffsetDateTime;
 
 use crate::bots::is_bot;
 use crate::enrich::{anonymise_ip, format_rfc3339_ms, rfc3339_ms_ascii, write_rfc3339_ms};
-use crate::sink::MessageId;
+use crate::sink::Lines;
 use crate::validate::{parse_timestamp, MessageType, RuleViolation, MAX_MESSAGE_ID_CHARS};
 
 /// Depth a raw value may reach below its position before the body is re-checked by the reference
@@ -1212,11 +1212,9 @@ fn normalise(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// One accepted message, its line written to the caller's buffer.
+/// One accepted message, its line and id written to the caller's `Lines` (not ended there).
 #[derive(Debug)]
 pub struct Written {
-    /// Of that buffer (`InLine`).
-    pub message_id: MessageId,
     /// `context.bot` is `true` in the line.
     pub bot: bool,
 }
@@ -1273,15 +1271,15 @@ pub fn message_object<'a>(
 
 /// Validates, enriches and encodes one message; the same rules, in the same order, as
 /// `validate::validate_message` followed by `enrich::enrich`. An accepted message's line is
-/// appended to `out`; a rejected one adds nothing. Its vectors are left in `scratch` for the
-/// next message.
+/// written to `out` and its id set there (the caller ends the line, `Lines::push`); a rejected
+/// one writes nothing. Its vectors are left in `scratch` for the next message.
 pub fn process<'a>(
     message: Message<'a>,
     implied: Option<MessageType>,
     max_message_bytes: usize,
     req: &Request<'a>,
     scratch: &mut Scratch<'a>,
-    out: &mut Vec<u8>,
+    out: &mut Lines,
 ) -> Result<Result<Written, RuleViolation>, BodyError> {
     let Message {
         fields: obj,
@@ -1655,7 +1653,7 @@ fn put_key(out: &mut Vec<u8>, first: &mut bool, k: &str, plain: bool) {
     }
 }
 
-/// `k` is one of `enrich`'s key literals (plain). Where the value went in `out`, if written.
+/// `k` is one of `enrich`'s key literals (plain).
 fn put_edit(
     out: &mut Vec<u8>,
     first: &mut bool,
@@ -1663,43 +1661,34 @@ fn put_edit(
     edit: Edit<'_>,
     kept: Option<&str>,
     nested: &mut impl FnMut(&mut Vec<u8>),
-) -> Option<usize> {
+) {
     match (edit, kept) {
         (Edit::Set(v), _) => {
             put_key(out, first, k, true);
-            let at = out.len();
             out.extend_from_slice(v);
-            Some(at)
         }
         (Edit::Keep, Some(v)) => {
             put_key(out, first, k, true);
-            let at = out.len();
             out.extend_from_slice(v.as_bytes());
-            Some(at)
         }
         (Edit::Nested, _) => {
             put_key(out, first, k, true);
-            let at = out.len();
             nested(out);
-            Some(at)
         }
-        (Edit::Remove, _) | (Edit::Keep, None) => None,
+        (Edit::Remove, _) | (Edit::Keep, None) => {}
     }
 }
 
 /// Writes the sorted, unique `fields` as one object with `edits` (sorted by key) applied: the
 /// same bytes as inserting and removing them in an `Obj` and writing that, without the inserts'
 /// shifting or an intermediate copy of the nested context (issue 5: the inserts, the context's
-/// own buffer and the copies were ~20 % of a batch message's instructions). Where the value of
-/// `edits[mark]` went in `out`, if written.
+/// own buffer and the copies were ~20 % of a batch message's instructions).
 fn write_edited<'x, 'a: 'x>(
     out: &mut Vec<u8>,
     fields: impl Iterator<Item = &'x (Str<'a>, Json<'a>)>,
     edits: &[(&str, Edit<'_>)],
-    mark: usize,
     mut nested: impl FnMut(&mut Vec<u8>),
-) -> Option<usize> {
-    let mut marked = None;
+) {
     debug_assert!(edits
         .windows(2)
         .all(|w| key_cmp(w[0].0.as_bytes(), w[1].0.as_bytes()).is_lt()));
@@ -1712,10 +1701,7 @@ fn write_edited<'x, 'a: 'x>(
         while let Some(&(ek, edit)) = edits.get(e) {
             match key_cmp(ek.as_bytes(), kb) {
                 std::cmp::Ordering::Less => {
-                    let at = put_edit(out, &mut first, ek, edit, None, &mut nested);
-                    if e == mark {
-                        marked = at;
-                    }
+                    put_edit(out, &mut first, ek, edit, None, &mut nested);
                     e += 1;
                 }
                 std::cmp::Ordering::Equal => {
@@ -1727,10 +1713,7 @@ fn write_edited<'x, 'a: 'x>(
         }
         match edited {
             Some((ek, edit)) => {
-                let at = put_edit(out, &mut first, ek, edit, Some(v.as_str()), &mut nested);
-                if e == mark {
-                    marked = at;
-                }
+                put_edit(out, &mut first, ek, edit, Some(v.as_str()), &mut nested);
                 e += 1;
             }
             None => {
@@ -1739,14 +1722,10 @@ fn write_edited<'x, 'a: 'x>(
             }
         }
     }
-    for (i, &(ek, edit)) in edits.iter().enumerate().skip(e) {
-        let at = put_edit(out, &mut first, ek, edit, None, &mut nested);
-        if i == mark {
-            marked = at;
-        }
+    for &(ek, edit) in &edits[e..] {
+        put_edit(out, &mut first, ek, edit, None, &mut nested);
     }
     out.push(b'}');
-    marked
 }
 
 /// One step of `write_edited`'s merge of an object level's fields with its edits: a field as it
@@ -1820,10 +1799,8 @@ fn write_planned(
     steps: &[Step],
     sources: [&[(Str<'_>, Json<'_>)]; 2],
     edits: &[(&str, Edit<'_>)],
-    mark: usize,
     mut nested: impl FnMut(&mut Vec<u8>),
-) -> Option<usize> {
-    let mut marked = None;
+) {
     out.push(b'{');
     let mut first = true;
     for &step in steps {
@@ -1836,15 +1813,11 @@ fn write_planned(
             Step::Edit(e, kept) => {
                 let (ek, edit) = edits[usize::from(e)];
                 let kept = kept.map(|(src, i)| sources[usize::from(src)][i as usize].1.as_str());
-                let at = put_edit(out, &mut first, ek, edit, kept, &mut nested);
-                if usize::from(e) == mark {
-                    marked = at;
-                }
+                put_edit(out, &mut first, ek, edit, kept, &mut nested);
             }
         }
     }
     out.push(b'}');
-    marked
 }
 
 /// `Union`'s fields with where each is: source 0 (`a`) or 1 (`b`), and its index there.
@@ -1935,7 +1908,7 @@ fn enrich<'a>(
     size: usize,
     req: &Request<'a>,
     plans: &mut Plans,
-    line: &mut Vec<u8>,
+    lines: &mut Lines,
 ) -> Result<Written, BodyError> {
     // --- context: batch merge, ip, userAgent, bot ---
     let batch = &req.batch_context;
@@ -2052,19 +2025,15 @@ fn enrich<'a>(
     };
 
     // --- identity ---
-    // The id is kept as a span of the line when the line has it as it is: a string without
-    // escapes (`string_of` borrows it from the text that is written), or a generated one.
     let generated_id: Option<String>;
-    let (owned_id, id_len, id_edit) = match string_of(own_id)? {
-        Some(Cow::Borrowed(s)) if !s.is_empty() => (None, s.len(), Edit::Keep),
-        Some(Cow::Owned(s)) if !s.is_empty() => (Some(s), 0, Edit::Keep),
+    let (message_id, id_edit) = match string_of(own_id)? {
+        Some(s) if !s.is_empty() => (s, Edit::Keep),
         _ => {
             let id = uuid::Uuid::new_v4().to_string();
-            generated_id = Some(json_string(&id));
             debug_assert_eq!(id.len(), GENERATED_ID_LEN);
+            generated_id = Some(json_string(&id));
             (
-                None,
-                id.len(),
+                Cow::Owned(id),
                 Edit::Set(generated_id.as_deref().unwrap_or_default().as_bytes()),
             )
         }
@@ -2082,8 +2051,9 @@ fn enrich<'a>(
     ];
     // The message's compact size plus all that enrichment can add: the buffer grows at most
     // once for the line (not at all when the caller reserved `Request::lines_room`).
-    line.reserve(size + req.enrich_room + id_len + LINE_SLACK);
-    let id_at = match layouts {
+    let line = lines.buffer();
+    line.reserve(size + req.enrich_room + message_id.len() + LINE_SLACK);
+    match layouts {
         Some((top, inner)) => {
             let keys = msg.0.iter().enumerate().map(|(i, (k, _))| (0, i, k));
             let top = plans.top.get(top, keys, &edits);
@@ -2094,30 +2064,22 @@ fn enrich<'a>(
                 j: 0,
             };
             let inner = plans.context.get(inner, union, &context_edits);
-            write_planned(line, top, [&msg.0, &[]], &edits, 1, |out| {
+            write_planned(line, top, [&msg.0, &[]], &edits, |out| {
                 let sources = [&context.0[..], &batch.0[..]];
-                write_planned(out, inner, sources, &context_edits, usize::MAX, |_| {});
-            })
+                write_planned(out, inner, sources, &context_edits, |_| {});
+            });
         }
-        None => write_edited(line, msg.iter_pairs(), &edits, 1, |out| {
+        None => write_edited(line, msg.iter_pairs(), &edits, |out| {
             let union = Union {
                 a: &context.0,
                 b: &batch.0,
             };
-            write_edited(out, union, &context_edits, usize::MAX, |_| {});
+            write_edited(out, union, &context_edits, |_| {});
         }),
-    };
+    }
     line.push(b'\n');
-    let message_id = match (owned_id, id_at) {
-        (Some(id), _) => MessageId::Owned(id),
-        // After its opening quote.
-        (None, Some(at)) => MessageId::InLine {
-            start: at + 1,
-            end: at + 1 + id_len,
-        },
-        (None, None) => unreachable!("the line always has its messageId"),
-    };
-    Ok(Written { message_id, bot })
+    lines.set_id(&message_id);
+    Ok(Written { bot })
 }
 
 #[doc(hidden)]

@@ -611,7 +611,7 @@ fn encode_checked<'a>(
                 settings.limits.max_message_bytes,
                 &req,
                 &mut scratch,
-                lines.buffer(),
+                &mut lines,
             )
             .map_err(bad)?,
             Err(v) => Err(v),
@@ -627,7 +627,7 @@ fn encode_checked<'a>(
                         continue;
                     }
                 }
-                lines.push(written.message_id);
+                lines.push();
             }
             Err(violation) => {
                 lines.discard();

@@ -213,7 +213,7 @@ pub fn run_with(body: &str, o: &Opts<'_>, one_pass: bool) -> Option<Vec<Processe
     .ok()?;
     let mut out = Vec::new();
     let mut scratch = Scratch::default();
-    let mut lines = Vec::new();
+    let mut lines = crate::sink::Lines::default();
     for item in items {
         let (had_id, r) = match item {
             Ok(m) => {
@@ -221,15 +221,24 @@ pub fn run_with(body: &str, o: &Opts<'_>, one_pass: bool) -> Option<Vec<Processe
                     Some(raw) => matches!(as_string(raw.get()).ok()?, Some(s) if !s.is_empty()),
                     None => false,
                 };
-                let start = lines.len();
+                let start = lines.buffer().len();
                 let r = process(m, o.implied, o.max, &req, &mut scratch, &mut lines).ok()?;
-                let r = r.map(|w| Encoded {
-                    line: lines[start..].to_vec(),
-                    message_id: w.message_id.get(&lines).to_owned(),
-                    bot: w.bot,
+                let r = r.map(|w| {
+                    lines.push();
+                    let (line, id) = lines.iter().last().expect("the line just pushed");
+                    assert_eq!(line.start, start);
+                    Encoded {
+                        line: lines.bytes()[line].to_vec(),
+                        message_id: id.to_owned(),
+                        bot: w.bot,
+                    }
                 });
                 if r.is_err() {
-                    assert_eq!(lines.len(), start, "a rejected message wrote nothing");
+                    assert_eq!(
+                        lines.buffer().len(),
+                        start,
+                        "a rejected message wrote nothing"
+                    );
                 }
                 (had_id, r)
             }

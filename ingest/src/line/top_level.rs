@@ -117,11 +117,7 @@ pub(super) fn split_body(text: &str) -> Option<TopLevel<'_>> {
     }
     let context = if context_split {
         // A duplicate key in it: the old way has the value it drops checked.
-        Some(
-            object(text, &context, Vec::new(), &mut KeyOrder::default())
-                .ok()?
-                .0,
-        )
+        Some(object(text, &context, Vec::new(), None).ok()?.0)
     } else {
         None
     };
@@ -138,19 +134,22 @@ pub(super) fn split_body(text: &str) -> Option<TopLevel<'_>> {
 /// Built in `pairs` (emptied first), a vector an earlier message left behind (see `Scratch`),
 /// in the key order `order` found for the last object when this one has the same keys in the
 /// same order (see `KeyOrder`). Ok: the object, and the `KeyOrder::layout` it has, if any.
+/// Without `order` (one object, nothing to share its order with) it is sorted as it is.
 fn object<'a>(
     text: &'a str,
     members: &[Member],
     mut pairs: Vec<(Str<'a>, RawVal<'a>)>,
-    order: &mut KeyOrder<'a>,
+    order: Option<&mut KeyOrder<'a>>,
 ) -> Result<(RawObject<'a>, Option<u64>), RawObject<'a>> {
     pairs.clear();
     let key = |m: &Member| m.key_text(text);
-    if order.holds(members.iter().map(key)) || order.learn(members.iter().map(key)) {
-        pairs.extend(order.order.iter().map(|&i| members[i as usize].pair(text)));
-        return Ok((Obj(pairs), Some(order.layout)));
+    if let Some(order) = order {
+        if order.holds(members.iter().map(key)) || order.learn(members.iter().map(key)) {
+            pairs.extend(order.order.iter().map(|&i| members[i as usize].pair(text)));
+            return Ok((Obj(pairs), Some(order.layout)));
+        }
     }
-    // A duplicate key.
+    // No order to share, or a duplicate key.
     pairs.extend(members.iter().map(|m| m.pair(text)));
     match Obj::from_pairs(pairs) {
         (obj, false) => Ok((obj, None)),
@@ -672,7 +671,7 @@ impl<'a> SplitBatch<'a> {
             return message_object(raw, body);
         }
         let object = |members: &[Member], pairs, order: &mut KeyOrder<'a>| {
-            object(text, members, pairs, order).or_else(|obj| {
+            object(text, members, pairs, Some(order)).or_else(|obj| {
                 // As in `split_fields`: the reference parse of the whole body judges what was
                 // dropped.
                 body.check()?;

@@ -349,7 +349,6 @@ fn write_all_vectored(file: &mut File, mut parts: &mut [IoSlice<'_>]) -> std::io
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sink::MessageId;
     use std::sync::mpsc;
 
     fn options(dir: &std::path::Path, rotate_bytes: u64) -> SinkOptions {
@@ -372,22 +371,14 @@ mod tests {
         )
     }
 
-    /// A request's lines of these ids, every other one's id kept as a span of the buffer.
+    /// A request's lines of these ids.
     fn lines<S: AsRef<str>>(ids: &[S]) -> Lines {
         let mut lines = Lines::default();
-        for (i, id) in ids.iter().enumerate() {
+        for id in ids {
             let id = id.as_ref();
-            let out = lines.buffer();
-            out.extend_from_slice(b"{\"messageId\":\"");
-            let start = out.len();
-            out.extend_from_slice(id.as_bytes());
-            let end = out.len();
-            out.extend_from_slice(b"\"}\n");
-            lines.push(if i % 2 == 0 {
-                MessageId::InLine { start, end }
-            } else {
-                id.into()
-            });
+            writeln!(lines.buffer(), "{{\"messageId\":\"{id}\"}}").unwrap();
+            lines.set_id(id);
+            lines.push();
         }
         lines
     }
