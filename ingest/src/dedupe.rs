@@ -11,8 +11,8 @@
 //! requests carrying the same id cannot both be written. Not thread-safe by design.
 
 use hashbrown::HashTable;
-use std::collections::{HashSet, VecDeque};
-use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher, Hash, Hasher, RandomState};
+use std::collections::VecDeque;
+use std::hash::{BuildHasher, DefaultHasher, Hash, Hasher, RandomState};
 use std::time::{Duration, Instant};
 
 /// The hashed identity of one message.
@@ -20,43 +20,13 @@ use std::time::{Duration, Instant};
 pub struct DedupeKey(u128);
 
 impl DedupeKey {
-    /// Its table hash: the low half, already a keyed SipHash output.
+    /// Its table hash: the low half, passed through, since it already is a keyed SipHash
+    /// output (hashing it again was ~7 % of a batch's CPU). Safe against crafted ids only because
+    /// the key itself is keyed with secrets the client never sees.
     fn table_hash(self) -> u64 {
         self.0 as u64
     }
 }
-
-impl Hash for DedupeKey {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        // Already a keyed SipHash: its low half is as good a table hash as hashing it again.
-        state.write_u64(self.table_hash());
-    }
-}
-
-/// Table hasher for `DedupeKey`s: passes their (keyed, uniformly random) low 64 bits through,
-/// instead of running SipHash a second time on every lookup (issue 5: SipHash was ~7 % of a
-/// batch's CPU, most of it on these tables). Safe against crafted ids only because the key
-/// itself is keyed with secrets the client never sees.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct KeyPassthrough(u64);
-
-impl Hasher for KeyPassthrough {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        // Not used by `DedupeKey`; fold anything else in rather than ignore it.
-        for &b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(b);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-}
-
-/// A set of `DedupeKey`s with the pass-through table hash.
-pub type KeySet = HashSet<DedupeKey, BuildHasherDefault<KeyPassthrough>>;
 
 /// Builds `DedupeKey`s. Cheap to clone; keys from clones agree.
 #[derive(Debug, Clone, Default)]

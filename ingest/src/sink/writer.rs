@@ -1,9 +1,9 @@
 //! One source's writer thread: group commit, dedupe, rotation.
 //!
 //! The thread owns the open file and the dedupe window, so "is this id written?" and "write it"
-//! happen in one place, in order, with no lock: an id enters the window only after its group's
-//! write (and sync) succeeded, and a duplicate queued in the same group is caught by the group's
-//! own pending set. A failed write is cut back to the file's previous length so no unacknowledged
+//! happen in one place, in order, with no lock: a group's ids enter the window as it is checked
+//! (so a duplicate queued in the same group is caught by the same lookup) and leave it again if
+//! the group's write (or sync) fails, before anything is acknowledged. A failed write is cut back to the file's previous length so no unacknowledged
 //! partial line stays behind; if even that fails the file is abandoned and finished by the same
 //! torn-tail repair the start-up recovery uses.
 
@@ -20,7 +20,7 @@ use tokio::sync::oneshot;
 use super::files::{self, HourKey};
 use super::{rebuild, Lines, Outcome, RebuildStats, SinkError, SinkOptions};
 use crate::config::FsyncMode;
-use crate::dedupe::{DedupeWindow, KeyHasher, KeySet};
+use crate::dedupe::{DedupeWindow, KeyHasher};
 use crate::metrics::Metrics;
 
 /// Most bytes one group commit gathers before writing (bounds the buffer, not the latency).
@@ -149,11 +149,8 @@ impl Writer {
         // of a request's lines that are all written is one slice.
         let mut parts: Vec<IoSlice<'_>> = Vec::with_capacity(jobs.iter().map(|j| j.0.len()).sum());
         let mut total = 0;
-        // Sized for the group: grown from empty it rehashed several times per group.
-        let mut pending = KeySet::with_capacity_and_hasher(
-            jobs.iter().map(|j| j.0.len()).sum(),
-            Default::default(),
-        );
+        // The ids this group added to the window: taken back out if its write fails.
+        let mut inserted = 0;
         let mut outcomes = Vec::with_capacity(jobs.len());
         let keys = self.hasher.source(&self.source);
         for (lines, _) in &jobs {
@@ -162,9 +159,11 @@ impl Writer {
             let mut run = 0..0;
             for (line, id) in lines.iter() {
                 let key = keys.key(id);
-                if self.dedupe.contains(key, now) || !pending.insert(key) {
+                // One lookup for both: written within the window, or earlier in this group.
+                if !self.dedupe.insert(key, now) {
                     outcome.deduplicated += 1;
                 } else {
+                    inserted += 1;
                     if run.end != line.start {
                         if !run.is_empty() {
                             parts.push(IoSlice::new(&bytes[run.clone()]));
@@ -189,9 +188,6 @@ impl Writer {
         drop(parts);
         match result {
             Ok(()) => {
-                for key in pending {
-                    self.dedupe.insert(key, now);
-                }
                 self.metrics.commit(jobs.len() as u64);
                 // Counted here, not by the handler: a line written for a client that hung up
                 // before its ack is still on disk (and will be deduplicated when resent).
@@ -207,6 +203,8 @@ impl Writer {
                 }
             }
             Err(e) => {
+                // Not written: a retry of these ids must be written, not deduplicated.
+                self.dedupe.forget_newest(inserted);
                 self.metrics.write_error();
                 tracing::error!(source = %self.source, error = %e, "write failed; nothing acknowledged");
                 let err = SinkError::Io(e.to_string());
