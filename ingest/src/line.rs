@@ -1749,31 +1749,53 @@ struct Plans {
 #[derive(Debug, Default)]
 struct Plan {
     layout: Option<u64>,
-    steps: Vec<Step>,
+    steps: Vec<Planned>,
+    /// Each step's key as `write_planned` writes it after a member: `,"key":` (issue 5:
+    /// `put_key`'s four pushes were ~70 instructions a key).
+    keys: Vec<u8>,
+}
+
+/// A step and the span of its key's text in `Plan::keys`.
+#[derive(Debug, Clone, Copy)]
+struct Planned {
+    step: Step,
+    key: u32,
+    key_end: u32,
 }
 
 impl Plan {
-    /// The steps of `layout`: planned now, from `fields` (source, index, key; sorted, unique)
-    /// and `edits` (sorted), unless they are the last layout's.
+    /// The steps of `layout` and their keys' text: planned now, from `fields` (source, index,
+    /// key; sorted, unique) and `edits` (sorted), unless they are the last layout's.
     fn get<'k, 'a: 'k>(
         &mut self,
         layout: u64,
         fields: impl Iterator<Item = (u8, usize, &'k Str<'a>)>,
         edits: &[(&str, Edit<'_>)],
-    ) -> &[Step] {
+    ) -> (&[Planned], &[u8]) {
         if self.layout != Some(layout) {
             self.layout = Some(layout);
-            let steps = &mut self.steps;
+            let Self { steps, keys, .. } = self;
             steps.clear();
+            keys.clear();
+            let mut push = |step: Step, k: &str, plain: bool| {
+                let key = index(keys.len());
+                keys.push(b',');
+                let mut first = true;
+                put_key(keys, &mut first, k, plain);
+                steps.push(Planned {
+                    step,
+                    key,
+                    key_end: index(keys.len()),
+                });
+            };
             let mut e = 0;
-            let index = |i: usize| u32::try_from(i).unwrap_or(u32::MAX);
             for (src, i, k) in fields {
                 let mut edited = false;
                 while let Some(&(ek, _)) = edits.get(e) {
                     match key_cmp(ek.as_bytes(), k.0.as_bytes()) {
-                        std::cmp::Ordering::Less => steps.push(Step::Edit(e as u8, None)),
+                        std::cmp::Ordering::Less => push(Step::Edit(e as u8, None), ek, true),
                         std::cmp::Ordering::Equal => {
-                            steps.push(Step::Edit(e as u8, Some((src, index(i)))));
+                            push(Step::Edit(e as u8, Some((src, index(i)))), ek, true);
                             edited = true;
                         }
                         std::cmp::Ordering::Greater => break,
@@ -1784,36 +1806,61 @@ impl Plan {
                     }
                 }
                 if !edited {
-                    steps.push(Step::Field(src, index(i)));
+                    push(Step::Field(src, index(i)), &k.0, k.is_plain());
                 }
             }
-            steps.extend((e..edits.len()).map(|e| Step::Edit(e as u8, None)));
+            for (e, &(ek, _)) in edits.iter().enumerate().skip(e) {
+                push(Step::Edit(e as u8, None), ek, true);
+            }
         }
-        &self.steps
+        (&self.steps, &self.keys)
     }
+}
+
+/// A position in a plan (a message's fields, a plan's keys), which fits.
+fn index(i: usize) -> u32 {
+    u32::try_from(i).unwrap_or(u32::MAX)
 }
 
 /// `write_edited` by a plan (`Plan::get`): the same bytes, without the key comparisons.
 fn write_planned(
     out: &mut Vec<u8>,
-    steps: &[Step],
+    (steps, keys): (&[Planned], &[u8]),
     sources: [&[(Str<'_>, Json<'_>)]; 2],
     edits: &[(&str, Edit<'_>)],
     mut nested: impl FnMut(&mut Vec<u8>),
 ) {
     out.push(b'{');
     let mut first = true;
-    for &step in steps {
-        match step {
+    // The key of `p`, and no longer the first.
+    let mut key = |out: &mut Vec<u8>, p: &Planned| {
+        let from = p.key as usize + usize::from(std::mem::take(&mut first));
+        out.extend_from_slice(keys.get(from..p.key_end as usize).unwrap_or_default());
+    };
+    for p in steps {
+        match p.step {
             Step::Field(src, i) => {
-                let (k, v) = &sources[usize::from(src)][i as usize];
-                put_key(out, &mut first, &k.0, k.is_plain());
+                let (_, v) = &sources[usize::from(src)][i as usize];
+                key(out, p);
                 out.extend_from_slice(v.as_str().as_bytes());
             }
             Step::Edit(e, kept) => {
-                let (ek, edit) = edits[usize::from(e)];
                 let kept = kept.map(|(src, i)| sources[usize::from(src)][i as usize].1.as_str());
-                put_edit(out, &mut first, ek, edit, kept, &mut nested);
+                match (edits[usize::from(e)].1, kept) {
+                    (Edit::Set(v), _) => {
+                        key(out, p);
+                        out.extend_from_slice(v);
+                    }
+                    (Edit::Keep, Some(v)) => {
+                        key(out, p);
+                        out.extend_from_slice(v.as_bytes());
+                    }
+                    (Edit::Nested, _) => {
+                        key(out, p);
+                        nested(out);
+                    }
+                    (Edit::Remove, _) | (Edit::Keep, None) => {}
+                }
             }
         }
     }
