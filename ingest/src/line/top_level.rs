@@ -144,8 +144,20 @@ fn object<'a>(
     pairs.clear();
     let key = |m: &Member| m.key_text(text);
     if let Some(order) = order {
-        if order.holds(members.iter().map(key)) || order.learn(members.iter().map(key)) {
-            pairs.extend(order.order.iter().map(|&i| members[i as usize].pair(text)));
+        let bytes = text.as_bytes();
+        let key_bytes = |m: &Member| {
+            let key = m.key as usize;
+            &bytes[key..key + usize::from(m.key_len)]
+        };
+        if order.holds(members.iter().map(key_bytes)) || order.learn(members.iter().map(key)) {
+            // The keys are the learnt ones: their text is taken from there, without slicing
+            // (and checking char boundaries in) this object's again.
+            pairs.extend(
+                order
+                    .order
+                    .iter()
+                    .map(|&(i, key)| members[i as usize].pair_with(key, text)),
+            );
             return Ok((Obj(pairs), Some(order.layout)));
         }
     }
@@ -164,8 +176,8 @@ fn object<'a>(
 #[derive(Debug, Default)]
 pub(super) struct KeyOrder<'a> {
     keys: Vec<&'a str>,
-    /// Indices into `keys` in key order (they are unique).
-    order: Vec<u32>,
+    /// Indices into `keys` in key order (they are unique), with their keys.
+    order: Vec<(u32, &'a str)>,
     /// Tells the key lists learnt apart: objects split with the same layout have the same keys
     /// at the same positions (so `process` reuses where it found the fields it reads).
     layout: u64,
@@ -173,11 +185,9 @@ pub(super) struct KeyOrder<'a> {
 
 impl<'a> KeyOrder<'a> {
     /// Whether `keys` are the ones learnt, in the same order.
-    fn holds(&self, keys: impl ExactSizeIterator<Item = &'a str>) -> bool {
+    fn holds<'k>(&self, keys: impl ExactSizeIterator<Item = &'k [u8]>) -> bool {
         keys.len() == self.keys.len()
-            && keys
-                .zip(&self.keys)
-                .all(|(a, b)| same_key(a.as_bytes(), b.as_bytes()))
+            && keys.zip(&self.keys).all(|(a, b)| same_key(a, b.as_bytes()))
     }
 
     /// Learns the key order of `keys`, as `Obj::from_pairs` sorts them (stable); `false`, and
@@ -191,12 +201,11 @@ impl<'a> KeyOrder<'a> {
         known.clear();
         known.extend(keys);
         order.clear();
-        order.extend(0..offset(known.len()));
-        let key = |i: &u32| known[*i as usize].as_bytes();
-        order.sort_by(|a, b| key_cmp(key(a), key(b)));
+        order.extend(known.iter().enumerate().map(|(i, &k)| (offset(i), k)));
+        order.sort_by(|a, b| key_cmp(a.1.as_bytes(), b.1.as_bytes()));
         if order
             .windows(2)
-            .all(|w| key_cmp(key(&w[0]), key(&w[1])).is_lt())
+            .all(|w| key_cmp(w[0].1.as_bytes(), w[1].1.as_bytes()).is_lt())
         {
             *layout += 1;
             return true;
@@ -642,8 +651,14 @@ impl Member {
 
     #[inline(always)]
     fn pair(self, text: &str) -> (Str<'_>, RawVal<'_>) {
+        self.pair_with(self.key_text(text), text)
+    }
+
+    /// `pair`, with `key` (equal to its key) for its key.
+    #[inline(always)]
+    fn pair_with<'a>(self, key: &'a str, text: &'a str) -> (Str<'a>, RawVal<'a>) {
         (
-            Str(Cow::Borrowed(self.key_text(text))),
+            Str(Cow::Borrowed(key)),
             RawVal {
                 text: &text[self.value as usize..self.value_end as usize],
                 scan: self.scan,
