@@ -145,8 +145,10 @@ impl Writer {
         let now = Instant::now();
         // The lines are written straight from the requests' buffers (writev), not copied into
         // one group buffer first: a group of 1,000-message batches was a second copy of up to
-        // 16 MiB held on top of the requests' own (peak RSS, bench/README.md "Memory"). Each run
-        // of a request's lines that are all written is one slice.
+        // 16 MiB held on top of the requests' own (peak RSS, bench/README.md "Memory"). One slice
+        // per line even where lines are adjacent in a request's buffer: on this host's kernel
+        // (6.18, ext4) slices of more than ~4 KiB made `writev` several times slower, and whole
+        // runs halved /v1/batch x1000 throughput (bench/README.md "One slice per line").
         let mut parts: Vec<IoSlice<'_>> = Vec::with_capacity(jobs.iter().map(|j| j.0.len()).sum());
         let mut total = 0;
         // The ids this group added to the window: taken back out if its write fails.
@@ -156,7 +158,6 @@ impl Writer {
         for (lines, _) in &jobs {
             let mut outcome = Outcome::default();
             let bytes = lines.bytes();
-            let mut run = 0..0;
             for (line, id) in lines.iter() {
                 let key = keys.key(id);
                 // One lookup for both: written within the window, or earlier in this group.
@@ -164,19 +165,10 @@ impl Writer {
                     outcome.deduplicated += 1;
                 } else {
                     inserted += 1;
-                    if run.end != line.start {
-                        if !run.is_empty() {
-                            parts.push(IoSlice::new(&bytes[run.clone()]));
-                        }
-                        run.start = line.start;
-                    }
-                    run.end = line.end;
                     total += line.len();
+                    parts.push(IoSlice::new(&bytes[line]));
                     outcome.written += 1;
                 }
-            }
-            if !run.is_empty() {
-                parts.push(IoSlice::new(&bytes[run]));
             }
             outcomes.push(outcome);
         }
