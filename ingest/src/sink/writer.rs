@@ -3,9 +3,10 @@
 //! The thread owns the open file and the dedupe window, so "is this id written?" and "write it"
 //! happen in one place, in order, with no lock: a group's ids enter the window as it is checked
 //! (so a duplicate queued in the same group is caught by the same lookup) and leave it again if
-//! the group's write (or sync) fails, before anything is acknowledged. A failed write is cut back to the file's previous length so no unacknowledged
-//! partial line stays behind; if even that fails the file is abandoned and finished by the same
-//! torn-tail repair the start-up recovery uses.
+//! the group's write (or sync) fails, before anything is acknowledged. A failed write is cut
+//! back to the file's previous length so no unacknowledged partial line stays behind; if even
+//! that fails the file is abandoned and finished by the same torn-tail repair the start-up
+//! recovery uses.
 
 use std::fs::File;
 use std::io::{IoSlice, Write};
