@@ -21,7 +21,7 @@ use tokio::sync::oneshot;
 use super::files::{self, HourKey};
 use super::{rebuild, Lines, Outcome, RebuildStats, SinkError, SinkOptions};
 use crate::config::FsyncMode;
-use crate::dedupe::{DedupeWindow, KeyHasher};
+use crate::dedupe::{DedupeWindow, KeyHasher, SourceKeys};
 use crate::metrics::Metrics;
 
 /// Most bytes one group commit gathers before writing (bounds the buffer, not the latency).
@@ -84,6 +84,11 @@ impl Writer {
             hasher: KeyHasher::default(),
             metrics,
         }
+    }
+
+    /// The keys this writer's ids are hashed with (`Lines::hash_ids`, before `Command::Append`).
+    pub fn keys(&self) -> SourceKeys {
+        self.hasher.source(&self.source)
     }
 
     /// Refills the dedupe window from the newest files under `dir` (call after recovery, before
@@ -155,12 +160,10 @@ impl Writer {
         // The ids this group added to the window: taken back out if its write fails.
         let mut inserted = 0;
         let mut outcomes = Vec::with_capacity(jobs.len());
-        let keys = self.hasher.source(&self.source);
         for (lines, _) in &jobs {
             let mut outcome = Outcome::default();
             let bytes = lines.bytes();
-            for (line, id) in lines.iter() {
-                let key = keys.key(id);
+            for (line, key) in lines.keyed() {
                 // One lookup for both: written within the window, or earlier in this group.
                 if !self.dedupe.insert(key, now) {
                     outcome.deduplicated += 1;
@@ -362,8 +365,8 @@ mod tests {
         )
     }
 
-    /// A request's lines of these ids.
-    fn lines<S: AsRef<str>>(ids: &[S]) -> Lines {
+    /// A request's lines of these ids, keyed as `Sink::append` keys them.
+    fn lines<S: AsRef<str>>(keys: &SourceKeys, ids: &[S]) -> Lines {
         let mut lines = Lines::default();
         for id in ids {
             let id = id.as_ref();
@@ -371,6 +374,7 @@ mod tests {
             lines.set_id(id);
             lines.push();
         }
+        lines.hash_ids(keys);
         lines
     }
 
@@ -411,10 +415,11 @@ mod tests {
             metrics.clone(),
         );
         let (tx, rx) = mpsc::channel();
+        let keys = w.keys();
         // Queue three jobs before the writer starts: they form one group.
-        let a = send(&tx, lines(&["m1", "m2"]));
-        let b = send(&tx, lines(&["m2", "m3"]));
-        let c = send(&tx, lines(&["m1"]));
+        let a = send(&tx, lines(&keys, &["m1", "m2"]));
+        let b = send(&tx, lines(&keys, &["m2", "m3"]));
+        let c = send(&tx, lines(&keys, &["m1"]));
         let handle = std::thread::spawn(move || w.run(rx));
         assert_eq!(
             a.blocking_recv().unwrap().result.unwrap(),
@@ -438,7 +443,7 @@ mod tests {
             }
         );
         // A later group: m3 is remembered, m4 is new and does not fit in the current file.
-        let d = send(&tx, lines(&["m3", "m4"]));
+        let d = send(&tx, lines(&keys, &["m3", "m4"]));
         assert_eq!(
             d.blocking_recv().unwrap().result.unwrap(),
             Outcome {
@@ -505,7 +510,7 @@ mod tests {
         // Make the source directory impossible to create: a file sits where its parent should be.
         std::fs::write(dir.path().join("missing-parent"), b"").unwrap();
         let (reply, rx) = oneshot::channel();
-        w.commit(vec![(lines(&["m1"]), reply)]);
+        w.commit(vec![(lines(&w.keys(), &["m1"]), reply)]);
         assert!(matches!(
             rx.blocking_recv().unwrap().result,
             Err(SinkError::Io(_))
@@ -529,7 +534,7 @@ mod tests {
             let ids: Vec<String> = (0..1500)
                 .flat_map(|i| [format!("r{r}-{i}"), format!("r{r}-{i}")])
                 .collect();
-            jobs.push((lines(&ids), reply));
+            jobs.push((lines(&w.keys(), &ids), reply));
             replies.push(rx);
         }
         w.commit(jobs);
