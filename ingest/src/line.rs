@@ -1682,6 +1682,62 @@ fn put_edit(
     }
 }
 
+/// One step of the merge of an object level's sorted, unique fields with its edits (sorted by
+/// key): a field as it is, or edit `.0` (an index into the edits) with the field of its key,
+/// if any. `write_edited` writes the steps as they come; `Plan::get` records them.
+enum Merged<F> {
+    Field(F),
+    Edit(usize, Option<F>),
+}
+
+/// The merge both of them walk: one walk, so the two cannot drift apart.
+struct Merge<'e, I: Iterator, K> {
+    fields: std::iter::Peekable<I>,
+    edits: &'e [(&'e str, Edit<'e>)],
+    e: usize,
+    /// A field's key (a generic, not a `fn` pointer: called per comparison, it is inlined).
+    key: K,
+}
+
+impl<'e, I: Iterator, K: Fn(&I::Item) -> &[u8]> Merge<'e, I, K> {
+    fn new(fields: I, edits: &'e [(&'e str, Edit<'e>)], key: K) -> Self {
+        debug_assert!(edits
+            .windows(2)
+            .all(|w| key_cmp(w[0].0.as_bytes(), w[1].0.as_bytes()).is_lt()));
+        Self {
+            fields: fields.peekable(),
+            edits,
+            e: 0,
+            key,
+        }
+    }
+}
+
+impl<I: Iterator, K: Fn(&I::Item) -> &[u8]> Iterator for Merge<'_, I, K> {
+    type Item = Merged<I::Item>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let e = self.e;
+        let order = match (self.fields.peek(), self.edits.get(e)) {
+            (None, None) => return None,
+            (Some(_), None) => std::cmp::Ordering::Greater,
+            (None, Some(_)) => std::cmp::Ordering::Less,
+            (Some(f), Some((ek, _))) => key_cmp(ek.as_bytes(), (self.key)(f)),
+        };
+        Some(match order {
+            std::cmp::Ordering::Less => {
+                self.e += 1;
+                Merged::Edit(e, None)
+            }
+            std::cmp::Ordering::Equal => {
+                self.e += 1;
+                Merged::Edit(e, self.fields.next())
+            }
+            std::cmp::Ordering::Greater => Merged::Field(self.fields.next()?),
+        })
+    }
+}
+
 /// Writes the sorted, unique `fields` as one object with `edits` (sorted by key) applied: the
 /// same bytes as inserting and removing them in an `Obj` and writing that, without the inserts'
 /// shifting or an intermediate copy of the nested context (issue 5: the inserts, the context's
@@ -1692,41 +1748,26 @@ fn write_edited<'x, 'a: 'x>(
     edits: &[(&str, Edit<'_>)],
     mut nested: impl FnMut(&mut Vec<u8>),
 ) {
-    debug_assert!(edits
-        .windows(2)
-        .all(|w| key_cmp(w[0].0.as_bytes(), w[1].0.as_bytes()).is_lt()));
     out.push(b'{');
     let mut first = true;
-    let mut e = 0;
-    for (k, v) in fields {
-        let kb = k.0.as_bytes();
-        let mut edited = None;
-        while let Some(&(ek, edit)) = edits.get(e) {
-            match key_cmp(ek.as_bytes(), kb) {
-                std::cmp::Ordering::Less => {
-                    put_edit(out, &mut first, ek, edit, None, &mut nested);
-                    e += 1;
-                }
-                std::cmp::Ordering::Equal => {
-                    edited = Some((ek, edit));
-                    break;
-                }
-                std::cmp::Ordering::Greater => break,
-            }
-        }
-        match edited {
-            Some((ek, edit)) => {
-                put_edit(out, &mut first, ek, edit, Some(v.as_str()), &mut nested);
-                e += 1;
-            }
-            None => {
+    for step in Merge::new(fields, edits, |f| f.0 .0.as_bytes()) {
+        match step {
+            Merged::Field((k, v)) => {
                 put_key(out, &mut first, &k.0, k.is_plain());
                 out.extend_from_slice(v.as_str().as_bytes());
             }
+            Merged::Edit(e, kept) => {
+                let (ek, edit) = edits[e];
+                put_edit(
+                    out,
+                    &mut first,
+                    ek,
+                    edit,
+                    kept.map(|f| f.1.as_str()),
+                    &mut nested,
+                );
+            }
         }
-    }
-    for &(ek, edit) in &edits[e..] {
-        put_edit(out, &mut first, ek, edit, None, &mut nested);
     }
     out.push(b'}');
 }
@@ -1791,29 +1832,17 @@ impl Plan {
                     key_end: index(keys.len()),
                 });
             };
-            let mut e = 0;
-            for (src, i, k) in fields {
-                let mut edited = false;
-                while let Some(&(ek, _)) = edits.get(e) {
-                    match key_cmp(ek.as_bytes(), k.0.as_bytes()) {
-                        std::cmp::Ordering::Less => push(Step::Edit(e as u8, None), ek, true),
-                        std::cmp::Ordering::Equal => {
-                            push(Step::Edit(e as u8, Some((src, index(i)))), ek, true);
-                            edited = true;
-                        }
-                        std::cmp::Ordering::Greater => break,
+            for step in Merge::new(fields, edits, |f| f.2 .0.as_bytes()) {
+                match step {
+                    Merged::Field((src, i, k)) => {
+                        push(Step::Field(src, index(i)), &k.0, k.is_plain());
                     }
-                    e += 1;
-                    if edited {
-                        break;
-                    }
+                    Merged::Edit(e, kept) => push(
+                        Step::Edit(e as u8, kept.map(|(src, i, _)| (src, index(i)))),
+                        edits[e].0,
+                        true,
+                    ),
                 }
-                if !edited {
-                    push(Step::Field(src, index(i)), &k.0, k.is_plain());
-                }
-            }
-            for (e, &(ek, _)) in edits.iter().enumerate().skip(e) {
-                push(Step::Edit(e as u8, None), ek, true);
             }
             // So that every key is followed by a whole `KEY_COPY` (see `write_planned`).
             keys.extend_from_slice(&[0; KEY_COPY]);
