@@ -7,6 +7,8 @@
 //!  - peak: single-message POST /v1/track and 100-message POST /v1/batch, CONNS connections,
 //!    same requests to both servers, two alternating rounds, best of two: requests/s, events/s,
 //!    p50/p99, server CPU per event;
+//!  - ceiling: where /v1/track's limit is: GET /healthz (no body, no sink) and /v1/track with
+//!    `--fsync never`, against nginx, alternating, best of two;
 //!  - half: the same two requests paced at half the ingest's peak request rate (see `paced()`):
 //!    p99 and the rate actually achieved;
 //!  - scaling: events/s and CPU µs per event against batch size (1, 10, 100, 1,000) and against
@@ -127,9 +129,9 @@ function freePort() {
 let ingestRuns = 0;
 /** A fresh ingest for one scenario: runs `fn(server)`, then records idle/peak RSS and that every
  * acknowledged event is in the NDJSON (lines ≥ acked events; wrk may stop with requests in flight). */
-async function withIngest(tmp, fn) {
+async function withIngest(tmp, fn, { fsync = 'always' } = {}) {
   const dataDir = path.join(tmp, `data-${++ingestRuns}`);
-  const ing = await startIngest({ dataDir, fsync: 'always' });
+  const ing = await startIngest({ dataDir, fsync });
   await sleep(500);
   const idle = rss(ing.pid);
   const server = { url: ing.origin, pids: () => [ing.pid] };
@@ -220,6 +222,20 @@ async function main() {
       res.peak[key] = { nginx: ngx, ingest: ing };
       log(`peak ${key}: ingest ${ing.rps.toFixed(0)} req/s (${ing.eps.toFixed(0)} ev/s, p99 ${ing.p99ms.toFixed(2)} ms, ${ing.errors} errors),`
         + ` nginx ${ngx.rps.toFixed(0)} req/s; ingest wrote ${ing.linesWritten} lines for ${ing.events} acked events`);
+    }
+    // Where the /v1/track ceiling is: the same alternation for a request with no body that
+    // never reaches the sink (GET /healthz: hyper, tokio and axum's router alone; nginx answers
+    // it 204 like everything else) and for /v1/track without the fdatasync (`--fsync never`).
+    res.ceiling = {};
+    for (const [key, mode, fsync] of [['healthz', 'healthz', 'always'], ['trackNoSync', 'track', 'never']]) {
+      let ngx;
+      let ing;
+      for (let round = 0; round < 2; round++) {
+        ngx = best(await wrk({ url: nginx.url, mode, batch: 1, serverPids: nginx.pids }), ngx);
+        ing = best(await withIngest(tmp, (s) => wrk({ url: s.url, mode, batch: 1, serverPids: s.pids }), { fsync }), ing);
+      }
+      res.ceiling[key] = { nginx: ngx, ingest: ing };
+      log(`ceiling ${key}: ingest ${ing.rps.toFixed(0)} req/s (${ing.cpuUsPerEvent.toFixed(2)} µs CPU/req), nginx ${ngx.rps.toFixed(0)} req/s`);
     }
     // Half the ingest's peak request rate, paced; nginx at the same rate for reference.
     res.half = {};

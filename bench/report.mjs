@@ -131,6 +131,16 @@ if (ing) {
     `nginx ${fmtMs(t.nginx.p50ms)} / ${fmtMs(t.nginx.p99ms)}`, '', 'info');
   row('Ingest', '  … server CPU per request', fmtUs(t.ingest.cpuUsPerEvent), `nginx ${fmtUs(t.nginx.cpuUsPerEvent)}`,
     `${x(t.ingest.cpuUsPerEvent / t.nginx.cpuUsPerEvent)} nginx's`, 'info');
+  const c = ing.ceiling;
+  if (c) {
+    const pct = (r) => `${((r.ingest.rps / r.nginx.rps) * 100).toFixed(0)} % of nginx`;
+    row('Ingest', `  … where the limit is: GET /healthz (hyper + tokio + axum router; no body, no sink), ${share}`,
+      `${fmtN(c.healthz.ingest.rps)} req/s; ${fmtUs(c.healthz.ingest.cpuUsPerEvent)} CPU/req`,
+      `nginx ${fmtN(c.healthz.nginx.rps)}; ${fmtUs(c.healthz.nginx.cpuUsPerEvent)}`, pct(c.healthz), 'info');
+    row('Ingest', `  … where the limit is: POST /v1/track with --fsync never (no fdatasync), ${share}`,
+      `${fmtN(c.trackNoSync.ingest.rps)} req/s; ${fmtUs(c.trackNoSync.ingest.cpuUsPerEvent)} CPU/req`,
+      `nginx ${fmtN(c.trackNoSync.nginx.rps)}; ${fmtUs(c.trackNoSync.nginx.cpuUsPerEvent)}`, pct(c.trackNoSync), 'info');
+  }
   row('Ingest', `POST /v1/batch, 100 messages, ${share}: events/s (requests/s, rounds)`,
     `${fmtN(b.ingest.eps)} (${fmtN(b.ingest.rps)} req/s${rounds(b.ingest).replace(' (', '; ').replace(')', '')})`,
     `nginx ${fmtN(b.nginx.eps)} (${fmtN(b.nginx.rps)} req/s${rounds(b.nginx).replace(' (', '; ').replace(')', '')})`,
@@ -156,7 +166,8 @@ if (ing) {
 }
 
 if (cg) {
-  const by = (mode) => cg.modes.find((m) => m.mode === mode);
+  // A mode not measured (`ingest.callgrind.mjs --only`) reads n/a, like any figure not measured.
+  const by = (mode) => cg.modes.find((m) => m.mode === mode) || {};
   const t = by('track');
   const b = by('batch');
   row('Ingest', 'user-space instructions per event, callgrind (repeatable; kernel work such as fsync not counted)',

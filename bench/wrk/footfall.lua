@@ -65,6 +65,11 @@ end
 
 function init(args)
   local tid = tid or 1
+  if mode == "healthz" then
+    -- No body and no sink: what the HTTP stack alone costs (bench/ingest.bench.mjs "ceiling").
+    path = "/healthz"
+    return
+  end
   if mode == "track" then
     path = "/v1/track"
     ctype = "application/json"
@@ -81,6 +86,7 @@ function init(args)
 end
 
 function request()
+  if mode == "healthz" then return wrk.format("GET", path) end
   counter = counter + 1
   local body = table.concat(pieces, string.format("%08x", counter))
   return wrk.format("POST", path, { ["Content-Type"] = ctype }, body)
