@@ -85,6 +85,26 @@ const API_ROUTES: [(&str, Endpoint); 7] = [
 /// The body of every 200, built once (was a `json!` map serialised per request).
 const SUCCESS_BODY: &str = r#"{"success":true}"#;
 
+/// The 200 of an accepted request, built directly: through axum's `IntoResponse` for a header
+/// array and a `&str` (a text/plain content type set and then replaced, a `Cow`, then
+/// `set_content_length` formatting the length) it was ~2,000 instructions of a ~53,000
+/// instruction /v1/track request (callgrind).
+fn success() -> Response {
+    let mut response = Response::new(Body::from(SUCCESS_BODY));
+    let h = response.headers_mut();
+    // Room for these two and `add_cors`'s up to three, in one allocation.
+    h.reserve(5);
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    h.insert(
+        header::CONTENT_LENGTH,
+        HeaderValue::from(SUCCESS_BODY.len()),
+    );
+    response
+}
+
 /// Headers a browser may send cross-origin.
 const ALLOWED_HEADERS: &str = "authorization, content-type, content-encoding";
 /// How long a browser may cache a preflight answer.
@@ -291,14 +311,7 @@ async fn ingest(state: AppState, endpoint: Endpoint, req: Request) -> Response {
     let result = handle(&state, endpoint, &parts, body, &mut key, &mut body_read).await;
     let allow = allowed_origin(&state, origin_of(&parts.headers), key);
     let mut response = match result {
-        Ok(()) => (
-            [(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            )],
-            SUCCESS_BODY,
-        )
-            .into_response(),
+        Ok(()) => success(),
         Err(e) => {
             tracing::debug!(path = parts.uri.path(), status = e.status().as_u16(), code = e.code(), error = %e, "request not fully accepted");
             let mut r = e.into_response();

@@ -69,6 +69,11 @@ async fn every_endpoint_each_auth_form_and_body_encoding() {
         .send()
         .await
         .unwrap();
+    // The 200 is built by hand (router::success): its framing headers are exact.
+    let h = resp.headers();
+    assert_eq!(h["content-type"], "application/json");
+    assert_eq!(h["content-length"], "16");
+    assert_eq!(h["vary"], "Origin");
     assert_eq!(status_json(resp).await, (200, json!({"success":true})));
 
     let lines = read_lines(&srv.data());
