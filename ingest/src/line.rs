@@ -1772,8 +1772,8 @@ fn write_edited<'x, 'a: 'x>(
     out.push(b'}');
 }
 
-/// One step of `write_edited`'s merge of an object level's fields with its edits: a field as it
-/// is (`sources[.0][.1]`), or edit `.0` with the field of its key, if any.
+/// A `Merged` step as a plan records it: a field as it is (`sources[.0][.1]`), or edit `.0`
+/// with the field of its key, if any.
 #[derive(Debug, Clone, Copy)]
 enum Step {
     Field(u8, u32),
