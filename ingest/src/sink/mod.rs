@@ -1,11 +1,12 @@
 //! The NDJSON sink: one writer per source, fed through a queue, acknowledging with group commit.
 //!
-//! Request handlers hand a request's serialized lines to `Sink::append` and wait for the reply.
-//! Each source's writer (a dedicated OS thread: file I/O and `fdatasync` block) takes every job
-//! queued at that moment, drops lines whose messageId it has already written (dedupe), writes
-//! the rest with one `write`, syncs once, and only then replies to all of them. So a 2xx always
-//! means "on disk", concurrent requests never interleave partial lines (one writer), and
-//! durability costs one `fdatasync` per group rather than per request.
+//! Request handlers hand a request's serialized lines to `Sink::append`, which hashes their
+//! messageIds into dedupe keys on the request's thread (`Lines::hash_ids`), queues them and waits
+//! for the reply. Each source's writer (a dedicated OS thread: file I/O and `fdatasync` block)
+//! takes every job queued at that moment, drops lines whose key is already in its window
+//! (dedupe), writes the rest with `writev`, syncs once, and only then replies to all of them. So
+//! a 2xx always means "on disk", concurrent requests never interleave partial lines (one writer),
+//! and durability costs one `fdatasync` per group rather than per request.
 
 mod files;
 mod rebuild;
