@@ -6,9 +6,12 @@
 //! second late, never early) or, when `capacity` is reached, oldest first: past that bound a very
 //! old duplicate may be written again — bounded memory wins over exactness.
 //!
-//! The window is owned by a source's single writer (see `sink`), which checks and inserts in the
-//! same place it writes: an id is marked seen only once its line is written, and two concurrent
-//! requests carrying the same id cannot both be written. Not thread-safe by design.
+//! Keys are made on the request's thread (`SourceKeys`, from `Sink::append`); the window is owned
+//! by a source's single writer (see `sink`), which checks and inserts in the same place it
+//! writes: `insert` is the check, and a group whose write fails takes its ids back out
+//! (`forget_newest`) before anything is acknowledged, so two concurrent requests carrying the same
+//! id cannot both be written and a failed write does not mark its ids seen. Not thread-safe by
+//! design.
 
 use hashbrown::HashTable;
 use std::collections::VecDeque;
