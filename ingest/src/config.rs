@@ -38,7 +38,8 @@ pub const DEFAULT_ROTATE_BYTES: u64 = 128 * 1024 * 1024;
 /// Dedupe window: Segment keeps at least 24 hours.
 pub const DEFAULT_DEDUPE_WINDOW_SECS: u64 = 24 * 60 * 60;
 /// Dedupe capacity per source; the oldest ids are forgotten first when it is full (bounded memory:
-/// about 60 bytes per id whatever its length, so about 60 MB per source at the default).
+/// about 26 bytes per id whatever its length, so about 27 MB per source at the default; see
+/// `dedupe::DedupeWindow`).
 pub const DEFAULT_DEDUPE_CAPACITY: usize = 1_000_000;
 /// How long a graceful shutdown waits for in-flight requests.
 pub const DEFAULT_SHUTDOWN_GRACE_SECS: u64 = 30;
