@@ -34,7 +34,7 @@ export interface InitOptions {
   writeKey: string;
   /** Origin of the ingest, e.g. `https://ingest.example.com`. Default: the page's origin. */
   apiHost?: string;
-  /** Where ids, session and the unsent queue are kept. Default `'localStorage'`. */
+  /** Where ids and the session are kept (falls back to cookie, then memory). Default `'localStorage'`. The unsent queue is only ever kept in localStorage (in memory where that is blocked, and with `'memory'`). */
   persistence?: 'localStorage' | 'cookie' | 'memory';
   /** Cookie domain, e.g. `.example.com` to share ids across subdomains. Default: the current host. */
   cookieDomain?: string;
