@@ -4,7 +4,8 @@
 //! unsent messages, so an acknowledgement removes exactly the messages it covered even if the
 //! queue changed meanwhile (new events, oldest dropped by `maxQueueSize`, a beacon on page hide).
 //! A message leaves only when acknowledged (2xx), handed to an accepted beacon, dropped for good
-//! (400/401/403, or a lone message answered 413), or pushed out by `maxQueueSize` (counted).
+//! (400 and every other status but 2xx, 408, 413, 429 and 5xx; or a lone message answered 413),
+//! or pushed out by `maxQueueSize` (counted).
 
 use alloc::string::String;
 use alloc::vec::Vec;
