@@ -14,8 +14,10 @@
 //!   `p` send (POST), `b` beacon, `m` timer, `u` micro, `w` warn, `d` settled.
 //!
 //! Re-entrancy: a page callback we trigger (a replaced `fetch`, a storage getter) may call the
-//! SDK again while the machine is busy; such a call is dropped (`ff_buf` answers 0), as the
-//! `try_borrow_mut` of the former bindgen code did.
+//! SDK again while the machine is busy; `ff_buf` then answers 0, so nothing enters the machine
+//! mid-call (as the `try_borrow_mut` of the former bindgen code did): track/page/identify calls
+//! wait in sdk/js/index.js for its next drain; other calls (`ff_cmd`: reset, optOut, flush…;
+//! anything through js/wasm.js `put`) are dropped.
 
 use crate::core::event::{Kind, Skip};
 use crate::core::machine::{Config, Host, Machine};
