@@ -64,10 +64,11 @@ pub enum LogFormat {
 
 /// Footfall ingest: a Segment-compatible HTTP API that durably appends events as NDJSON.
 ///
-/// Every flag can also be set with the environment variable named in brackets; repeatable flags
-/// take a comma-separated list there.
+/// Every flag can also be set with the environment variable named in brackets. Repeatable flags
+/// also take a comma-separated list, there and on the command line (so a write key or an origin
+/// cannot contain a comma).
 #[derive(Debug, Clone, Parser)]
-#[command(name = "footfall-ingest", version, about, long_about = None)]
+#[command(name = "footfall-ingest", version)]
 pub struct Config {
     /// Address to listen on (`127.0.0.1:0` picks a free port).
     #[arg(long, env = "FOOTFALL_LISTEN", default_value = DEFAULT_LISTEN, value_name = "ADDR")]
