@@ -22,9 +22,11 @@ BUDGET=15360
 # stored state, unchecked cuts at ASCII bytes, recursive push_u64, v7 ids from a 16-byte draw,
 # one batch-body builder; see sdk/README.md) + 64; then 14,730 with the JS edge writing short
 # ASCII strings itself (~30 % less main-thread CPU per event, sdk/README.md; +63 B) and the
-# store's read/remove/mode names left unmangled (+8): ceiling 14,794.
+# store's read/remove/mode names left unmangled (+8): ceiling 14,794; then 14,787 with a command,
+# flush or pageview that a page callback makes while the wasm is busy run right after it instead
+# of being dropped (+57): ceiling 14,851.
 CEILING_NPM=${FOOTFALL_SIZE_CEILING_NPM:-$BUDGET}
-CEILING_TAG=${FOOTFALL_SIZE_CEILING_TAG:-14794}
+CEILING_TAG=${FOOTFALL_SIZE_CEILING_TAG:-14851}
 DIST=npm/dist
 fail=0
 

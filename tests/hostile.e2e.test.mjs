@@ -568,6 +568,50 @@ describe('footfall SDK under a hostile page (Chromium + footfall-ingest)', () =>
     assert.equal(events.length, 8);
   });
 
+  hostile('a fetch wrapper that calls back into the SDK while it sends (flush, a getter, pushState, optOut): each runs right after the send, none is dropped', async ({ ingest, newContext, open }) => {
+    const context = await newContext();
+    const page = await open(context, { flushAt: 1, autocapture: { pageviews: true, clicks: false } });
+    const before = await page.evaluate(() => window.ff.anonymousId());
+    await waitForEvents(ingest, (e) => e.type === 'page'); // the load's own pageview is out of the way
+    await page.evaluate(() => {
+      const real = window.fetch;
+      window.__reenter = [];
+      // Called by the SDK from inside the wasm: every SDK call made here re-enters it.
+      window.fetch = (...a) => {
+        const step = window.__reenter.shift();
+        if (step) step();
+        return real(...a);
+      };
+      window.__inside = {};
+      window.__reenter.push(() => {
+        window.__inside.id = window.ff.anonymousId();
+        window.__flushed = window.ff.flush().then(() => (window.__inside.flushResolved = true));
+        history.pushState({}, '', '/hostile.html?spa=reentrant');
+      });
+      window.ff.track('Sent First');
+    });
+    await page.evaluate(() => window.__flushed);
+    const inside = await page.evaluate(() => window.__inside);
+    assert.equal(inside.id, '', 'a getter asked while the wasm is busy answers the empty string');
+    assert.equal(inside.flushResolved, true, 'the re-entrant flush() settled');
+    // The pageview of the pushState made from inside the send.
+    await waitForEvents(ingest, (e) => e.type === 'page' && JSON.stringify(e).includes('spa=reentrant'));
+    await page.evaluate(() => {
+      window.__reenter.push(() => window.ff.optOut());
+      window.ff.track('Before OptOut');
+    });
+    await waitFor(() => page.evaluate(() => window.__reenter.length === 0));
+    await page.evaluate(() => {
+      window.ff.track('After OptOut');
+      return window.ff.flush();
+    });
+    const events = await settle(ingest);
+    assert.equal(count(events, 'Sent First'), 1);
+    assert.equal(count(events, 'Before OptOut'), 1, 'the event whose send re-entered went out once');
+    assert.equal(count(events, 'After OptOut'), 0, 'the optOut() made from inside the send was not dropped');
+    assert.equal(await page.evaluate(() => window.ff.anonymousId()), before, 'getters answer again once the wasm is free');
+  });
+
   hostile('fetch throws, sendBeacon works: events tracked then the page is left go out by beacon, once', async ({ ingest, newContext, open }) => {
     const context = await newContext();
     const page = await open(context, { flushAt: 1 });

@@ -87,10 +87,11 @@ async function create(options) {
   // Calls not yet handed to the wasm: [kind, name, body, ts, ctx, skip, at, page].
   let calls = [];
   let scheduled = false;
+  const soon = () => scheduled || ((scheduled = true), queueMicrotask(drain));
   const drain = () => {
     scheduled = false;
-    // Inside a wasm call (a page callback re-entering us): the calls wait for the next drain.
-    if (!b.x.b(0)) return; // ff_buf
+    // Inside a wasm call (a page callback re-entering us): drained right after it returns.
+    if (!b.x.b(0)) return soon(); // ff_buf
     while (calls.length) {
       const q = calls;
       calls = [];
@@ -104,7 +105,20 @@ async function create(options) {
       }
     }
   };
-  const cmd = (op, arg = 0) => (drain(), b.x.c(op, arg)); // ff_cmd
+  // Inside a wasm call a command cannot run: it runs right after that call returns (-1 now; a
+  // getter, which cannot wait, answers '').
+  const cmd = (op, arg = 0) => {
+    drain();
+    if (b.x.b(0)) return b.x.c(op, arg); // ff_cmd
+    if (op > 8) return 0;
+    queueMicrotask(() => !(cmd(op, arg) % 2) && op == 2 && settle(arg));
+    return -1;
+  };
+  const settle = (id) => {
+    const r = waiters.get(id);
+    waiters.delete(id);
+    r && r();
+  };
   // The wasm's imports, by their one-letter wire names (src/wasm.rs has the table): now, iso,
   // rand, load, take, save, send (POST), beacon, timer, micro(task), warn, settled.
   const env = {
@@ -133,11 +147,7 @@ async function create(options) {
     }),
     u: safe(() => queueMicrotask(() => cmd(5, 0))),
     w: safe((w) => warn(WARNINGS[w])),
-    d: safe((id) => {
-      const r = waiters.get(id);
-      waiters.delete(id);
-      r && r();
-    }),
+    d: safe(settle),
   };
   b = await instantiate(env);
   const x = b.x;
@@ -159,6 +169,8 @@ async function create(options) {
   const nav = (force) =>
     guard(() => {
       drain();
+      // Inside a wasm call (a history change from a page callback): right after it returns.
+      if (!b.x.b(0)) return queueMicrotask(() => nav(force));
       const m = b.put(page());
       if (m >= 0) x.n(m, force); // ff_nav
     });
@@ -166,10 +178,7 @@ async function create(options) {
   const event = (kind, name, body, ts, ctx, skip) => {
     calls.push([kind, name, body, ts, ctx, skip, Date.now(), kind === 1 && page()]);
     if (calls.length > c.maxQueue) guard(drain);
-    else if (!scheduled) {
-      scheduled = true;
-      queueMicrotask(drain);
-    }
+    else soon();
   };
   if (!disabled) {
     // One listener for every page event we need.
@@ -256,8 +265,9 @@ async function create(options) {
         () =>
           new Promise((resolve) => {
             const id = ++ids;
-            // 1: pending (settled later); 0 (busy) or 2 (nothing pending): now.
-            if (cmd(2, id) === 1) waiters.set(id, resolve);
+            // 1: pending (settled later); -1: runs after the wasm call in progress (settled
+            // then, or later); 0 (not started) or 2 (nothing pending): now.
+            if (cmd(2, id) % 2) waiters.set(id, resolve);
             else resolve();
           }),
         Promise.resolve(),

@@ -15,9 +15,11 @@
 //!
 //! Re-entrancy: a page callback we trigger (a replaced `fetch`, a storage getter) may call the
 //! SDK again while the machine is busy; `ff_buf` then answers 0, so nothing enters the machine
-//! mid-call (as the `try_borrow_mut` of the former bindgen code did): track/page/identify calls
-//! wait in sdk/js/index.js for its next drain; other calls (`ff_cmd`: reset, optOut, flush…;
-//! anything through js/wasm.js `put`) are dropped.
+//! mid-call (as the `try_borrow_mut` of the former bindgen code did). sdk/js/index.js asks
+//! first and runs such a call right after the busy one returns (a microtask): track/page/
+//! identify calls wait for that drain, commands (`ff_cmd`: reset, optOut, optIn, flush…) and a
+//! history change's pageview are queued for it; only a getter (sessionId, anonymousId, userId),
+//! which cannot wait, answers ''. Anything else that reaches a busy export is dropped.
 
 use crate::core::event::{Kind, Skip};
 use crate::core::machine::{Config, Host, Machine};
@@ -136,7 +138,7 @@ static G: Global = Global {
 };
 
 /// Runs `f` with the machine and the first `n` input bytes split into strings, unless a call
-/// is already running (re-entrancy from a page callback: dropped).
+/// is already running (re-entrancy from a page callback: dropped; the JS edge defers its own).
 fn with<R: Default>(n: usize, f: impl FnOnce(&mut Option<Machine<JsHost>>, &[&str; 16]) -> R) -> R {
     if G.busy.replace(true) {
         return R::default();
