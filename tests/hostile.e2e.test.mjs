@@ -590,6 +590,8 @@ describe('footfall SDK under a hostile page (Chromium + footfall-ingest)', () =>
       });
       window.ff.track('Sent First');
     });
+    // The send may wait for the answer to one still in flight: the wrapper runs when it goes.
+    await waitFor(() => page.evaluate(() => window.__reenter.length === 0));
     await page.evaluate(() => window.__flushed);
     const inside = await page.evaluate(() => window.__inside);
     assert.equal(inside.id, '', 'a getter asked while the wasm is busy answers the empty string');
