@@ -66,9 +66,7 @@ pub(super) fn split_body(text: &str) -> Option<TopLevel<'_>> {
                 return None;
             }
             let key = &text[start..end];
-            i = c.ws(end + 1);
-            i = c.eat(i, b':')?;
-            i = c.ws(i);
+            i = c.colon(end + 1)?;
             let at = i;
             let scan = match key {
                 // Of duplicate keys the last wins, here as in `Obj::from_pairs`.
@@ -284,10 +282,34 @@ impl Checker<'_> {
         i
     }
 
+    /// Whether `pair` is at `i`.
+    #[inline(always)]
+    fn pair(&self, i: usize, pair: &[u8; 2]) -> bool {
+        self.s.get(i..i + 2) == Some(pair)
+    }
+
+    /// After a key (`i` past its closing quote): past the `:` and the whitespace around it.
+    // The usual `:"` (no whitespace, a string value) is one test of two bytes, rather than the
+    // whitespace and colon tests one byte at a time (with `more`'s `,"`, callgrind: ~100
+    // instructions a batch message).
+    #[inline(always)]
+    fn colon(&mut self, i: usize) -> Option<usize> {
+        if self.pair(i, b":\"") {
+            return Some(i + 1);
+        }
+        let i = self.ws(i);
+        let i = self.eat(i, b':')?;
+        Some(self.ws(i))
+    }
+
     /// After a member or element: `Some((_, true))` past a `,` (another one follows),
     /// `Some((_, false))` past `close` (the container ended), `None` on anything else.
     #[inline(always)]
     fn more(&mut self, i: usize, close: u8) -> Option<(usize, bool)> {
+        // The usual `,"` between members, as one test (see `colon`).
+        if self.pair(i, b",\"") {
+            return Some((i + 1, true));
+        }
         let i = self.ws(i);
         if let Some(i) = self.eat(i, b',') {
             return Some((self.ws(i), true));
@@ -381,9 +403,7 @@ impl Checker<'_> {
             let (start, end, _, escaped) = self.string(i)?;
             let key_len = u16::try_from(end - start).ok();
             plain &= !escaped && key_len.is_some();
-            i = self.ws(end + 1);
-            i = self.eat(i, b':')?;
-            i = self.ws(i);
+            i = self.colon(end + 1)?;
             let at = i;
             let scan = match context.as_mut() {
                 Some((inner, split)) if &self.s[start..end] == b"context" => {
@@ -483,9 +503,7 @@ impl Checker<'_> {
                         }
                         prev = Some((start, end));
                     }
-                    i = self.ws(end + 1);
-                    i = self.eat(i, b':')?;
-                    i = self.ws(i);
+                    i = self.colon(end + 1)?;
                     i = self.element(i, depth - 1, judge)?;
                     let more;
                     (i, more) = self.more(i, b'}')?;
