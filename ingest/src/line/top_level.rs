@@ -401,8 +401,11 @@ impl Checker<'_> {
                 return None;
             }
             let (start, end, _, escaped) = self.string(i)?;
-            let key_len = u16::try_from(end - start).ok();
-            plain &= !escaped && key_len.is_some();
+            // A branch, seldom taken, rather than folding both tests into `plain` every member.
+            let key_len = end - start;
+            if escaped || key_len > usize::from(u16::MAX) {
+                plain = false;
+            }
             i = self.colon(end + 1)?;
             let at = i;
             let scan = match context.as_mut() {
@@ -429,7 +432,8 @@ impl Checker<'_> {
                 key: offset(start),
                 value: offset(at),
                 value_end: offset(i),
-                key_len: key_len.unwrap_or(0),
+                // Cut short only when not plain: then the spans are of no use.
+                key_len: key_len as u16,
                 scan,
             });
             let more;
