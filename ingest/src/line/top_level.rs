@@ -83,13 +83,13 @@ pub(super) fn split_body(text: &str) -> Option<TopLevel<'_>> {
                     (i, context_split) = if c.at(i) == b'{' {
                         c.members(i, DEPTH_BUDGET, &mut context, None)?
                     } else {
-                        (c.value(i, DEPTH_BUDGET, false)?, false)
+                        (c.value::<false>(i, DEPTH_BUDGET)?, false)
                     };
                     Scan::Unknown
                 }
                 "batch" => {
                     batch = None;
-                    i = c.value(i, DEPTH_BUDGET, false)?;
+                    i = c.value::<false>(i, DEPTH_BUDGET)?;
                     Scan::Unknown
                 }
                 _ => {
@@ -249,7 +249,7 @@ pub(super) fn same_key(a: &[u8], b: &[u8]) -> bool {
         && (n <= 16 || a[8..n - 8] == b[8..n - 8])
 }
 
-/// A strict JSON reader that also tracks, while `judge` is on, whether the text is what
+/// A strict JSON reader that also tracks, while `JUDGE` is on, whether the text is what
 /// serde_json writes for it (the rules of `Scanner::value`).
 ///
 /// The position is not kept here: every method takes it and hands back where it got to, so
@@ -283,9 +283,10 @@ impl Checker<'_> {
     }
 
     /// Whether `pair` is at `i`.
+    // Not `get(i..i + 2)`, which tests `i + 2` for overflow as well.
     #[inline(always)]
     fn pair(&self, i: usize, pair: &[u8; 2]) -> bool {
-        self.s.get(i..i + 2) == Some(pair)
+        self.s.get(i..).is_some_and(|rest| rest.starts_with(pair))
     }
 
     /// After a key (`i` past its closing quote): past the `:` and the whitespace around it.
@@ -365,7 +366,7 @@ impl Checker<'_> {
                     out.fields.truncate(first);
                 }
             } else {
-                i = self.value(i, DEPTH_BUDGET, false)?;
+                i = self.value::<false>(i, DEPTH_BUDGET)?;
             }
             element.end = offset(i);
             out.elements.push(element);
@@ -418,7 +419,7 @@ impl Checker<'_> {
                         plain &= inner_plain;
                     } else {
                         // `process` judges it when it writes it (as `split_fields` leaves it).
-                        i = self.value(i, depth - 1, false)?;
+                        i = self.value::<false>(i, depth - 1)?;
                     }
                     Scan::Unknown
                 }
@@ -458,7 +459,7 @@ impl Checker<'_> {
             return Some((end + 1, scan));
         }
         self.canonical = true;
-        let i = self.value(i, depth, true)?;
+        let i = self.value::<true>(i, depth)?;
         Some((
             i,
             if self.canonical {
@@ -472,7 +473,7 @@ impl Checker<'_> {
     /// `value` inside a container: a string (most members and elements) is read here, without
     /// the call.
     #[inline(always)]
-    fn element(&mut self, i: usize, depth: usize, judge: bool) -> Option<usize> {
+    fn element<const JUDGE: bool>(&mut self, i: usize, depth: usize) -> Option<usize> {
         if depth > 0 && self.at(i) == b'"' {
             let (_, end, odd, _) = self.string(i)?;
             if odd {
@@ -480,12 +481,14 @@ impl Checker<'_> {
             }
             return Some(end + 1);
         }
-        self.value(i, depth, judge)
+        self.value::<JUDGE>(i, depth)
     }
 
     /// One value at `i`, and the position past it; `None` when it is not valid JSON or nests
     /// `depth` levels or more.
-    fn value(&mut self, i: usize, depth: usize, judge: bool) -> Option<usize> {
+    // `JUDGE` a constant, not an argument: the judged copy (most values) does not test it for
+    // every key.
+    fn value<const JUDGE: bool>(&mut self, i: usize, depth: usize) -> Option<usize> {
         if depth == 0 {
             return None;
         }
@@ -501,14 +504,14 @@ impl Checker<'_> {
                         return None;
                     }
                     let (start, end, _, escaped) = self.string(i)?;
-                    if judge {
+                    if JUDGE {
                         if !key_in_order(self.s, prev, (start, end), escaped) {
                             self.canonical = false;
                         }
                         prev = Some((start, end));
                     }
                     i = self.colon(end + 1)?;
-                    i = self.element(i, depth - 1, judge)?;
+                    i = self.element::<JUDGE>(i, depth - 1)?;
                     let more;
                     (i, more) = self.more(i, b'}')?;
                     if !more {
@@ -522,7 +525,7 @@ impl Checker<'_> {
                     return Some(i);
                 }
                 loop {
-                    i = self.element(i, depth - 1, judge)?;
+                    i = self.element::<JUDGE>(i, depth - 1)?;
                     let more;
                     (i, more) = self.more(i, b']')?;
                     if !more {
@@ -540,7 +543,7 @@ impl Checker<'_> {
             b't' => self.literal(i, b"true"),
             b'f' => self.literal(i, b"false"),
             b'n' => self.literal(i, b"null"),
-            b'-' | b'0'..=b'9' => self.number(i, judge),
+            b'-' | b'0'..=b'9' => self.number::<JUDGE>(i),
             _ => None,
         }
     }
@@ -558,7 +561,7 @@ impl Checker<'_> {
     }
 
     /// serde_json's number grammar: `-`? (`0` | [1-9][0-9]*) (`.` [0-9]+)? ([eE] [+-]? [0-9]+)?
-    fn number(&mut self, start: usize, judge: bool) -> Option<usize> {
+    fn number<const JUDGE: bool>(&mut self, start: usize) -> Option<usize> {
         let negative = self.at(start) == b'-';
         let mut i = start + usize::from(negative);
         match self.at(i) {
@@ -592,7 +595,7 @@ impl Checker<'_> {
                 return None;
             }
         }
-        if judge {
+        if JUDGE {
             // As `Scanner::number`: only integers serde_json keeps as u64/i64 are written back as
             // sent; "-0" becomes the float -0.0.
             let text = &self.s[start..i];
