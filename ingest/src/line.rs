@@ -1656,26 +1656,27 @@ fn put_key(out: &mut Vec<u8>, first: &mut bool, k: &str, plain: bool) {
     }
 }
 
-/// `k` is one of `enrich`'s key literals (plain).
+/// Writes edit `edit` of a key whose current value is `kept`: `key` writes the key (and the
+/// comma before it) only when the edit writes a member. `write_edited` puts the key itself,
+/// `write_planned` copies it from its plan.
 fn put_edit(
     out: &mut Vec<u8>,
-    first: &mut bool,
-    k: &str,
     edit: Edit<'_>,
     kept: Option<&str>,
+    key: impl FnOnce(&mut Vec<u8>),
     nested: &mut impl FnMut(&mut Vec<u8>),
 ) {
     match (edit, kept) {
         (Edit::Set(v), _) => {
-            put_key(out, first, k, true);
+            key(out);
             out.extend_from_slice(v);
         }
         (Edit::Keep, Some(v)) => {
-            put_key(out, first, k, true);
+            key(out);
             out.extend_from_slice(v.as_bytes());
         }
         (Edit::Nested, _) => {
-            put_key(out, first, k, true);
+            key(out);
             nested(out);
         }
         (Edit::Remove, _) | (Edit::Keep, None) => {}
@@ -1757,15 +1758,10 @@ fn write_edited<'x, 'a: 'x>(
                 out.extend_from_slice(v.as_str().as_bytes());
             }
             Merged::Edit(e, kept) => {
+                // `ek` is one of `enrich`'s key literals (plain).
                 let (ek, edit) = edits[e];
-                put_edit(
-                    out,
-                    &mut first,
-                    ek,
-                    edit,
-                    kept.map(|f| f.1.as_str()),
-                    &mut nested,
-                );
+                let key = |out: &mut Vec<u8>| put_key(out, &mut first, ek, true);
+                put_edit(out, edit, kept.map(|f| f.1.as_str()), key, &mut nested);
             }
         }
     }
@@ -1896,21 +1892,8 @@ fn write_planned(
             }
             Step::Edit(e, kept) => {
                 let kept = kept.map(|(src, i)| sources[usize::from(src)][i as usize].1.as_str());
-                match (edits[usize::from(e)].1, kept) {
-                    (Edit::Set(v), _) => {
-                        key(out, p);
-                        out.extend_from_slice(v);
-                    }
-                    (Edit::Keep, Some(v)) => {
-                        key(out, p);
-                        out.extend_from_slice(v.as_bytes());
-                    }
-                    (Edit::Nested, _) => {
-                        key(out, p);
-                        nested(out);
-                    }
-                    (Edit::Remove, _) | (Edit::Keep, None) => {}
-                }
+                let edit = edits[usize::from(e)].1;
+                put_edit(out, edit, kept, |out| key(out, p), &mut nested);
             }
         }
     }

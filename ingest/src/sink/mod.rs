@@ -124,11 +124,9 @@ impl Lines {
     /// Each line's span of `bytes()`, and its key (`hash_ids` must have run).
     pub fn keyed(&self) -> impl Iterator<Item = (std::ops::Range<usize>, DedupeKey)> + '_ {
         debug_assert_eq!(self.keys.len(), self.len(), "hash_ids not run");
-        let starts = std::iter::once(0).chain(self.ends.iter().map(|&(end, _)| end));
-        starts
-            .zip(&self.ends)
+        self.iter()
             .zip(&self.keys)
-            .map(|((start, &(end, _)), &key)| (start..end, key))
+            .map(|((line, _), &key)| (line, key))
     }
 }
 
