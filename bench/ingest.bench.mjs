@@ -205,13 +205,14 @@ async function main() {
     // Two alternating rounds each, best of two: background load on the shared machine comes and
     // goes, and alternating gives both servers the same chance of a quiet moment.
     const best = (a, b) => (b && b.rps > a.rps ? b : a);
-    for (const [key, mode, batch] of [['track', 'track', 1], ['batch100', 'batch', 100]]) {
+    /** nginx then a fresh ingest, twice: the best run of each, with every round's requests/s. */
+    const alternate = async (mode, batch, fsync = 'always') => {
       let ngx;
       let ing;
       const rounds = { nginx: [], ingest: [] };
       for (let round = 0; round < 2; round++) {
         const n = await wrk({ url: nginx.url, mode, batch, serverPids: nginx.pids });
-        const i = await withIngest(tmp, (s) => wrk({ url: s.url, mode, batch, serverPids: s.pids }));
+        const i = await withIngest(tmp, (s) => wrk({ url: s.url, mode, batch, serverPids: s.pids }), { fsync });
         rounds.nginx.push(Math.round(n.rps));
         rounds.ingest.push(Math.round(i.rps));
         ngx = best(n, ngx);
@@ -219,6 +220,10 @@ async function main() {
       }
       ngx.rounds = rounds.nginx;
       ing.rounds = rounds.ingest;
+      return { nginx: ngx, ingest: ing };
+    };
+    for (const [key, mode, batch] of [['track', 'track', 1], ['batch100', 'batch', 100]]) {
+      const { nginx: ngx, ingest: ing } = await alternate(mode, batch);
       res.peak[key] = { nginx: ngx, ingest: ing };
       log(`peak ${key}: ingest ${ing.rps.toFixed(0)} req/s (${ing.eps.toFixed(0)} ev/s, p99 ${ing.p99ms.toFixed(2)} ms, ${ing.errors} errors),`
         + ` nginx ${ngx.rps.toFixed(0)} req/s; ingest wrote ${ing.linesWritten} lines for ${ing.events} acked events`);
@@ -228,12 +233,7 @@ async function main() {
     // it 204 like everything else) and for /v1/track without the fdatasync (`--fsync never`).
     res.ceiling = {};
     for (const [key, mode, fsync] of [['healthz', 'healthz', 'always'], ['trackNoSync', 'track', 'never']]) {
-      let ngx;
-      let ing;
-      for (let round = 0; round < 2; round++) {
-        ngx = best(await wrk({ url: nginx.url, mode, batch: 1, serverPids: nginx.pids }), ngx);
-        ing = best(await withIngest(tmp, (s) => wrk({ url: s.url, mode, batch: 1, serverPids: s.pids }), { fsync }), ing);
-      }
+      const { nginx: ngx, ingest: ing } = await alternate(mode, 1, fsync);
       res.ceiling[key] = { nginx: ngx, ingest: ing };
       log(`ceiling ${key}: ingest ${ing.rps.toFixed(0)} req/s (${ing.cpuUsPerEvent.toFixed(2)} µs CPU/req), nginx ${ngx.rps.toFixed(0)} req/s`);
     }
