@@ -2,7 +2,7 @@
 //! It defines a stub `window.footfall` before the SDK is loaded: every call is queued as
 //! `[method, args, Date.now(), page]`, so footfall.js can replay it later with its original time and
 //! page (flush() and ready() return a Promise footfall.js settles then), then injects footfall.js
-//! (async) with the options as data-* attributes.
+//! (async) with the options as data-* attributes, and a preload of the wasm it will fetch.
 // Edit the last line: the URL of footfall.js, then the options (writeKey, apiHost, … as for init()).
 (function (w, d, src, opts) {
   // The real SDK (or another copy of this snippet) is already here: leave it alone.
@@ -23,7 +23,15 @@
   var s = d.createElement('script');
   s.async = true;
   s.src = src;
+  // Start the wasm's download now, beside footfall.js's, rather than once footfall.js has arrived
+  // and run. footfall.js fetches footfall_bg.wasm from next to itself in CORS mode, which a
+  // crossorigin (anonymous) preload of the same URL matches: the file is downloaded once.
+  var p = d.createElement('link');
+  p.rel = 'preload';
+  p.as = 'fetch';
+  p.crossOrigin = '';
+  p.href = new URL('footfall_bg.wasm', s.src);
   // dataset.writeKey becomes data-write-key: footfall.js reads its options back from these.
   for (var k in opts) s.dataset[k] = opts[k];
-  d.head.appendChild(s);
+  d.head.append(p, s);
 })(window, document, '/footfall.js', { writeKey: 'YOUR_WRITE_KEY', apiHost: 'https://ingest.example.com' });

@@ -279,6 +279,9 @@ export async function startStatic(routes) {
     })
     .sort((a, b) => b.prefix.length - a.prefix.length);
 
+  // Requests per path, so a test can tell that a file was downloaded once (a page's own
+  // resource events count a fetch a preload served too).
+  const hits = new Map();
   const server = http.createServer(async (req, res) => {
     const send = (status, body, headers = {}) => {
       res.writeHead(status, { 'Cache-Control': 'no-store', ...headers });
@@ -287,6 +290,7 @@ export async function startStatic(routes) {
     try {
       if (req.method !== 'GET' && req.method !== 'HEAD') return send(405, 'method not allowed');
       const pathname = decodeURIComponent(new URL(req.url, 'http://x').pathname);
+      hits.set(pathname, (hits.get(pathname) ?? 0) + 1);
       const route = table.find((r) => pathname.startsWith(r.prefix));
       if (!route) return send(404, 'no route');
       let rel = pathname.slice(route.prefix.length);
@@ -311,6 +315,7 @@ export async function startStatic(routes) {
   return {
     url: `http://127.0.0.1:${port}`,
     port,
+    hits,
     stop: () =>
       new Promise((resolve) => {
         server.closeAllConnections();
