@@ -12,6 +12,7 @@
 //!                           90f7f4a); `:N` waits N ms between newPage and goto
 //!   [--browsers nopre,def]  nopre: --disable-features=PreloadTopChromeWebUI (the bench's)
 //!   [--trace]               Chrome trace of the last round, /tmp/ready-probe-trace-*.json
+//!   [--net RTT[:KBIT]]      emulate a network: RTT ms added per request, optional Kbit/s each way
 import { chromium } from 'playwright-core';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -28,6 +29,9 @@ const MODES = String(arg('modes', 'eval:0')).split(',').map((m) => { const [wait
 const FLAGSETS = { def: [], nopre: ['--disable-features=PreloadTopChromeWebUI'] };
 const BROWSERS = String(arg('browsers', 'nopre')).split(',');
 const TRACE = arg('trace', false);
+// --net RTT_MS[:KBIT]: Chromium's network emulation (CDP Network.emulateNetworkConditions), so a
+// waterfall costs what it would over a real link instead of loopback's ~0 ms.
+const NET = arg('net', false) ? String(arg('net')).split(':').map(Number) : null;
 const OUT = String(arg('out', path.join(os.tmpdir(), 'ready-probe.json')));
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const quant = (xs, p) => { const v = xs.filter(Number.isFinite).sort((a, b) => a - b); if (!v.length) return NaN; const i = (v.length - 1) * p; return (v[Math.floor(i)] + v[Math.ceil(i)]) / 2; };
@@ -57,6 +61,12 @@ try {
         await browser.startTracing(page, { path: path.join(os.tmpdir(), `ready-probe-trace-${dn}-${mode.key}-${bn}-${pg}.json`),
           categories: ['devtools.timeline', 'disabled-by-default-devtools.timeline', 'v8', 'v8.wasm', 'disabled-by-default-v8.compile',
             'blink', 'loading', 'navigation', 'blink.user_timing', 'toplevel', 'browser', 'content'] });
+      }
+      if (NET) {
+        const cdp = await context.newCDPSession(page);
+        const bytesPerS = NET[1] ? (NET[1] * 1000) / 8 : -1;
+        await cdp.send('Network.enable');
+        await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: NET[0], downloadThroughput: bytesPerS, uploadThroughput: bytesPerS });
       }
       if (mode.settle) await sleep(mode.settle);
       await page.goto(`${servers[dn].origin}/pages/${pg}?api=${encodeURIComponent(ing.origin)}`, { waitUntil: 'commit' });
