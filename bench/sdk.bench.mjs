@@ -4,7 +4,9 @@
 //! Per subject:
 //!  - download: every script/wasm the page fetched from our static server, raw / gzip -9 / brotli;
 //!  - ready: ms from navigation start (performance.timeOrigin) to the SDK's own ready, median of
-//!    LOADS fresh-context loads (cold cache: every load is a first visit);
+//!    LOADS fresh-context loads (cold cache: every load is a first visit); then as many again over
+//!    an emulated link (NET: Chromium's network emulation), where a request costs a round trip
+//!    and bytes cost time, as they do for a visitor and do not over loopback;
 //!  - 10,000 `track('evt', {i})` calls in one synchronous loop: wall time of the loop (median of
 //!    LOOPS fresh pages), plus the main thread's total busy time (CDP Performance TaskDuration) from
 //!    just before the loop until delivery settled, since peers defer part of their work;
@@ -43,6 +45,9 @@ const LOADS = Number(arg('loads', 5));
 const LOOPS = Number(arg('loops', 3));
 const ONLY = arg('only', '') ? String(arg('only')).split(',') : null;
 const PROFILE = Boolean(arg('profile', false));
+// The emulated link of the second set of ready loads: a round trip added to every request, and
+// the bandwidth each way (CDP Network.emulateNetworkConditions).
+const NET = { rttMs: 100, kbit: 10_000 };
 let USER_AGENT;
 const log = (...a) => console.error('[sdk-bench]', ...a);
 
@@ -122,7 +127,7 @@ async function main() {
   });
   const browserVersion = browser.version();
   USER_AGENT = `Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/${browserVersion} Safari/537.36`;
-  const results = Object.fromEntries(SUBJECTS.map((s) => [s.id, { ...s, loads: [], loops: [] }]));
+  const results = Object.fromEntries(SUBJECTS.map((s) => [s.id, { ...s, loads: [], netLoads: [], loops: [] }]));
   let ingestRun = 0;
 
   // A collector per page: a fresh ingest (own data dir) for Footfall, the reset sink for peers.
@@ -137,11 +142,18 @@ async function main() {
   }
 
   /** Opens the subject's page in a fresh context; resolves once the SDK reported ready. */
-  async function openPage(s, col, { recordDownloads = false } = {}) {
+  async function openPage(s, col, { recordDownloads = false, link = null } = {}) {
     // A desktop Chrome user agent: headless Chromium's "HeadlessChrome" makes PostHog drop every
     // event as a bot. The same UA for every subject.
     const context = await browser.newContext({ userAgent: USER_AGENT });
     const page = await context.newPage();
+    if (link) {
+      const cdp = await context.newCDPSession(page);
+      const bytesPerS = (link.kbit * 1000) / 8;
+      await cdp.send('Network.enable');
+      await cdp.send('Network.emulateNetworkConditions',
+        { offline: false, latency: link.rttMs, downloadThroughput: bytesPerS, uploadThroughput: bytesPerS });
+    }
     const downloads = [];
     const net = { requests: 0, inflight: 0, sent: 0, received: 0, failed: 0, lastActivity: Date.now(), scripts: 0 };
     const pageErrors = [];
@@ -197,12 +209,12 @@ async function main() {
     return { context, page, net, downloads, pageErrors, readyMs, timeline };
   }
 
-  async function loadRun(s, first) {
+  async function loadRun(s, first, link = null) {
     const col = await collectorFor(s);
     try {
-      const p = await openPage(s, col, { recordDownloads: first });
+      const p = await openPage(s, col, { recordDownloads: first, link });
       if (first) await sleep(1000); // let lazy chunks finish so the download list is complete
-      results[s.id].loads.push({ readyMs: p.readyMs, timeline: p.timeline, errors: p.pageErrors });
+      results[s.id][link ? 'netLoads' : 'loads'].push({ readyMs: p.readyMs, timeline: p.timeline, errors: p.pageErrors });
       if (first) results[s.id].downloads = p.downloads.map(({ path: f, body }) => ({ path: f, ...sizes(body) }));
       await p.context.close();
     } finally {
@@ -318,6 +330,10 @@ async function main() {
       for (const s of SUBJECTS) await loadRun(s, r === 0);
     }
     log('ready times:', SUBJECTS.map((s) => `${s.id} ${results[s.id].loads.map((l) => l.readyMs.toFixed(0)).join('/')} ms`).join(', '));
+    for (let r = 0; r < LOADS; r++) {
+      for (const s of SUBJECTS) await loadRun(s, false, NET);
+    }
+    log(`ready times over ${NET.rttMs} ms RTT, ${NET.kbit / 1000} Mbit/s:`, SUBJECTS.map((s) => `${s.id} ${results[s.id].netLoads.map((l) => l.readyMs.toFixed(0)).join('/')} ms`).join(', '));
     for (let r = 0; r < LOOPS; r++) {
       for (const s of SUBJECTS) await loopRun(s);
     }
@@ -335,6 +351,7 @@ async function main() {
     events: N,
     loads: LOADS,
     loops: LOOPS,
+    net: NET,
     subjects: SUBJECTS.map((s) => summarise(results[s.id])),
   };
   fs.mkdirSync(path.join(BENCH, 'results'), { recursive: true });
@@ -348,13 +365,15 @@ function summarise(r) {
   const dl = r.downloads || [];
   const sum = (k) => dl.reduce((a, d) => a + d[k], 0);
   const loops = r.loops;
-  const errors = [...new Set([...r.loads.flatMap((l) => l.errors), ...loops.flatMap((l) => l.errors),
+  const errors = [...new Set([...r.loads.flatMap((l) => l.errors), ...r.netLoads.flatMap((l) => l.errors), ...loops.flatMap((l) => l.errors),
     ...loops.map((l) => l.loopError).filter(Boolean)])];
   return {
     id: r.id, name: r.name, version: r.version, ours: Boolean(r.ours), peer: Boolean(r.peer), baseline: Boolean(r.baseline),
     download: { files: dl.map((d) => d.path), raw: sum('raw'), gzip: sum('gzip'), brotli: sum('brotli'), detail: dl },
     readyMs: median(r.loads.map((l) => l.readyMs)),
     readyAll: r.loads.map((l) => l.readyMs),
+    readyNetMs: median(r.netLoads.map((l) => l.readyMs)),
+    readyNetAll: r.netLoads.map((l) => l.readyMs),
     // Median of each timeline mark over the loads (marks missing in a load are skipped).
     readyTimeline: Object.fromEntries([...new Set(r.loads.flatMap((l) => Object.keys(l.timeline || {})))]
       .map((k) => [k, median(r.loads.map((l) => (l.timeline || {})[k]))])),
