@@ -19,6 +19,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { staticServer } from './lib/servers.mjs';
 import { REPO, startIngest } from './lib/ingest.mjs';
+import { BASE_ARGS, BENCH_ARGS, emulateLink } from './lib/browser.mjs';
 
 const arg = (n, d) => { const i = process.argv.indexOf(`--${n}`); return i < 0 ? d : (process.argv[i + 1] ?? true); };
 const LOADS = Number(arg('loads', 7));
@@ -26,12 +27,12 @@ const PAGES = String(arg('pages', 'empty.html,footfall-esm.html,footfall-tag.htm
 const PAGES_DIR = path.resolve(String(arg('pages-dir', path.join(REPO, 'bench/pages'))));
 const DISTS = String(arg('dists', `cur=${path.join(REPO, 'npm/dist')}`)).split(',').map((x) => x.split('='));
 const MODES = String(arg('modes', 'eval:0')).split(',').map((m) => { const [wait, settle] = m.split(':'); return { wait, settle: Number(settle || 0), key: m }; });
-const FLAGSETS = { def: [], nopre: ['--disable-features=PreloadTopChromeWebUI'] };
+const FLAGSETS = { def: BASE_ARGS, nopre: BENCH_ARGS };
 const BROWSERS = String(arg('browsers', 'nopre')).split(',');
 const TRACE = arg('trace', false);
 // --net RTT_MS[:KBIT]: Chromium's network emulation (CDP Network.emulateNetworkConditions), so a
 // waterfall costs what it would over a real link instead of loopback's ~0 ms.
-const NET = arg('net', false) ? String(arg('net')).split(':').map(Number) : null;
+const NET = arg('net', false) ? (([rttMs, kbit]) => ({ rttMs, kbit }))(String(arg('net')).split(':').map(Number)) : null;
 const OUT = String(arg('out', path.join(os.tmpdir(), 'ready-probe.json')));
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const quant = (xs, p) => { const v = xs.filter(Number.isFinite).sort((a, b) => a - b); if (!v.length) return NaN; const i = (v.length - 1) * p; return (v[Math.floor(i)] + v[Math.ceil(i)]) / 2; };
@@ -44,8 +45,7 @@ const browsers = {};
 for (const b of BROWSERS) {
   browsers[b] = await chromium.launch({
     executablePath: process.env.CHROMIUM || '/usr/bin/chromium', headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic', ...FLAGSETS[b]],
+    args: FLAGSETS[b],
   });
 }
 const UA = `Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/${browsers[BROWSERS[0]].version()} Safari/537.36`;
@@ -62,12 +62,7 @@ try {
           categories: ['devtools.timeline', 'disabled-by-default-devtools.timeline', 'v8', 'v8.wasm', 'disabled-by-default-v8.compile',
             'blink', 'loading', 'navigation', 'blink.user_timing', 'toplevel', 'browser', 'content'] });
       }
-      if (NET) {
-        const cdp = await context.newCDPSession(page);
-        const bytesPerS = NET[1] ? (NET[1] * 1000) / 8 : -1;
-        await cdp.send('Network.enable');
-        await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: NET[0], downloadThroughput: bytesPerS, uploadThroughput: bytesPerS });
-      }
+      if (NET) await emulateLink(context, page, NET);
       if (mode.settle) await sleep(mode.settle);
       await page.goto(`${servers[dn].origin}/pages/${pg}?api=${encodeURIComponent(ing.origin)}`, { waitUntil: 'commit' });
       if (mode.wait === 'wff') await page.waitForFunction(() => window.__ready !== undefined, null, { timeout: 30000, polling: 25 });

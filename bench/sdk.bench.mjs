@@ -29,6 +29,7 @@ import zlib from 'node:zlib';
 import * as esbuild from 'esbuild';
 import { staticServer, countingSink } from './lib/servers.mjs';
 import { REPO, startIngest, countDelivered, ingestBin } from './lib/ingest.mjs';
+import { BENCH_ARGS, emulateLink } from './lib/browser.mjs';
 
 const BENCH = path.join(REPO, 'bench');
 // The npm package's build output; FOOTFALL_NPM_DIST points at another build (e.g. a trial copy).
@@ -118,12 +119,7 @@ async function main() {
   const browser = await chromium.launch({
     executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
     headless: true,
-    // PreloadTopChromeWebUI off: otherwise every fresh context (a new profile) preloads the
-    // omnibox-popup WebUI in its own renderer right as the page loads — 90-330 ms of CPU (Chrome
-    // trace) competing with the page on this 2-core machine; a user's browser did that long ago.
-    args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic',
-      '--disable-features=PreloadTopChromeWebUI'],
+    args: BENCH_ARGS,
   });
   const browserVersion = browser.version();
   USER_AGENT = `Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/${browserVersion} Safari/537.36`;
@@ -147,13 +143,7 @@ async function main() {
     // event as a bot. The same UA for every subject.
     const context = await browser.newContext({ userAgent: USER_AGENT });
     const page = await context.newPage();
-    if (link) {
-      const cdp = await context.newCDPSession(page);
-      const bytesPerS = (link.kbit * 1000) / 8;
-      await cdp.send('Network.enable');
-      await cdp.send('Network.emulateNetworkConditions',
-        { offline: false, latency: link.rttMs, downloadThroughput: bytesPerS, uploadThroughput: bytesPerS });
-    }
+    if (link) await emulateLink(context, page, link);
     const downloads = [];
     const net = { requests: 0, inflight: 0, sent: 0, received: 0, failed: 0, lastActivity: Date.now(), scripts: 0 };
     const pageErrors = [];
